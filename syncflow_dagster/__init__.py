@@ -1,0 +1,1 @@
+"""SyncFlow: ERP → ScheduleHub integration on Dagster."""

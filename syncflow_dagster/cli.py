@@ -1,0 +1,31 @@
+"""`syncflow`: the project's command line. Each subcommand lives in `commands/`."""
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# module name in syncflow_dagster.commands -> one-line help
+COMMANDS: dict[str, str] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="syncflow", description="SyncFlow command line")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"syncflow_dagster.commands.{name}")
+        sub_parser = sub.add_parser(name.replace("_", "-"), help=help_text, description=help_text)
+        module.configure(sub_parser)
+        sub_parser.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `syncflow` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `syncflow`; each module has `configure(parser)` and `run(args) -> int`."""

@@ -1,0 +1,1 @@
+"""Emulators of APISmith and ScheduleHub: real HTTP servers on the shared contracts."""

@@ -1,0 +1,1 @@
+"""Pieces both emulators share: problem documents, auth, fault injection, serving."""

@@ -1,0 +1,1 @@
+"""Throwaway infrastructure for the test suite, the demo and the benchmark."""
