@@ -1,5 +1,16 @@
-"""The one entry point: every SyncFlow job, schedule, sensor and resource."""
+"""The one entry point: every SyncFlow job, schedule, sensor and resource.
+
+Settings and the entity configuration are read when Dagster loads the code
+location (calling ``defs``), never when this module is imported.
+"""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from syncflow_dagster.orchestration.build import build_definitions
+from syncflow_dagster.settings import load_settings
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """SyncFlow's definitions, from the environment's settings."""
+    return build_definitions(load_settings())

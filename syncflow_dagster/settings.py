@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from syncflow_dagster.paths import ENTITIES_DIR
+
 DEMO_APISMITH_TOKEN = "apismith-demo-token"
 DEMO_SCHEDULEHUB_TOKEN = "schedulehub-demo-token"
 
@@ -37,6 +39,7 @@ class Settings(BaseSettings):
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     data_dir: Path = Path("data")
+    entities_dir: Path = ENTITIES_DIR
 
     database_url: SecretStr | None = None
     postgres_host: str | None = None
@@ -80,28 +83,55 @@ class Settings(BaseSettings):
             raise ValueError(f"ERP_TIMEZONE {self.erp_timezone!r} is not a known time zone") from exc
         return self
 
+    @property
+    def sqlite_url(self) -> str:
+        """The embedded default state store: a SQLite file in the data folder."""
+        return f"sqlite:///{(self.data_dir / 'syncflow.db').resolve()}"
+
     @cached_property
     def state_db_url(self) -> URL:
         """The state store's SQLAlchemy URL: DATABASE_URL, else POSTGRES_*, else SQLite."""
-        if self.database_url is not None:
-            url = make_url(self.database_url.get_secret_value())
-            if url.drivername in ("postgresql", "postgres"):
-                url = url.set(drivername="postgresql+psycopg")
-            return url
-        if self.postgres_host:
-            return URL.create(
-                "postgresql+psycopg",
-                username=self.postgres_user,
-                password=(
-                    self.postgres_password.get_secret_value()
-                    if self.postgres_password
-                    else None
-                ),
-                host=self.postgres_host,
-                port=self.postgres_port,
-                database=self.postgres_db,
-            )
-        return URL.create("sqlite", database=str(self.data_dir / "syncflow.db"))
+        return state_db_url(
+            self.database_url.get_secret_value() if self.database_url else None,
+            self.postgres_host,
+            self.postgres_port,
+            self.postgres_db,
+            self.postgres_user,
+            self.postgres_password.get_secret_value() if self.postgres_password else None,
+            self.sqlite_url,
+        )
+
+
+def normalize_db_url(url: str | URL) -> URL:
+    """A SQLAlchemy URL with psycopg 3 as the PostgreSQL driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def state_db_url(
+    database_url: str | None,
+    postgres_host: str | None,
+    postgres_port: int,
+    postgres_db: str,
+    postgres_user: str,
+    postgres_password: str | None,
+    sqlite_url: str,
+) -> URL:
+    """DATABASE_URL when given, else a PostgreSQL URL from POSTGRES_*, else ``sqlite_url``."""
+    if database_url:
+        return normalize_db_url(database_url)
+    if postgres_host:
+        return URL.create(
+            "postgresql+psycopg",
+            username=postgres_user,
+            password=postgres_password,
+            host=postgres_host,
+            port=postgres_port,
+            database=postgres_db,
+        )
+    return make_url(sqlite_url)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,96 @@
+"""Retries for both HTTP clients: which failures are transient, and how long to wait.
+
+Transient: 429, 502, 503, 504, timeouts and dropped connections. The wait grows
+exponentially from ``base_delay`` (plus up to 50 % jitter), never undercuts a
+server's ``Retry-After``, and stays within [``base_delay``, ``max_delay``]. Everything else
+(401, 404, 413, 422, …) fails at once.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import httpx
+
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+T = TypeVar("T")
+
+
+class TransientHTTPError(Exception):
+    """A response or failure worth retrying; carries the server's Retry-After if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetriesExhausted(RuntimeError):
+    """The last of ``max_retries`` retries failed too."""
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The Retry-After header as seconds (delta-seconds or an HTTP date), if present."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass
+class RetryPolicy:
+    """MAX_RETRIES, RETRY_DELAY_SECONDS and MAX_RETRY_DELAY_SECONDS, as a policy."""
+
+    max_retries: int = 3
+    base_delay: float = 60.0
+    max_delay: float = 3600.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        raw = self.base_delay * (2 ** (attempt - 1))
+        wait = raw * (1 + self.rng.random() / 2)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(max(wait, self.base_delay), self.max_delay)
+
+    def call(self, what: str, fn: Callable[[], T], on_retry: Callable[[int, str], None] | None = None) -> T:
+        """Run ``fn``, retrying transient failures; ``what`` names the call in errors.
+
+        Raises:
+            RetriesExhausted: when every attempt failed transiently.
+        """
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except (TransientHTTPError, httpx.TimeoutException, httpx.TransportError) as exc:
+                reason = _describe(exc)
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise RetriesExhausted(
+                        f"{what}: gave up after {self.max_retries} retries; last failure: {reason}"
+                    ) from exc
+                retry_after = exc.retry_after if isinstance(exc, TransientHTTPError) else None
+                if on_retry is not None:
+                    on_retry(attempt, reason)
+                self.sleep(self.delay(attempt, retry_after))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, TransientHTTPError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout ({type(exc).__name__})"
+    return f"connection failed ({type(exc).__name__}: {exc})"

@@ -1,0 +1,204 @@
+"""ScheduleHub client: entity schemas, batched ingest with concurrent batches, read-back.
+
+An ingest batch that fails transiently (429/502/503/504, timeout, a connection
+dropped before the answer) may or may not have been applied; it is resent as
+it was, which the hub's idempotency makes safe (applied upserts answer
+``unchanged``, applied deletes ``not_found``).
+"""
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from syncflow_dagster.edges.http import ApiError, check_response, make_client
+from syncflow_dagster.edges.retry import RetryPolicy
+
+SERVICE = "ScheduleHub"
+TOKEN_SETTING = "SCHEDULEHUB_TOKEN"
+MAX_BATCH = 1000
+ACKNOWLEDGED = frozenset({"created", "updated", "unchanged", "deleted", "not_found"})
+
+
+@dataclass(frozen=True)
+class HubField:
+    """A field of a hub entity schema."""
+
+    name: str
+    type: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class HubEntity:
+    """An entity schema as the hub serves it."""
+
+    name: str
+    fields: dict[str, HubField]
+    parents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One record the hub rejected: its position in the batch, id, code and detail."""
+
+    position: int
+    external_id: str
+    code: str
+    detail: str
+
+
+@dataclass
+class BatchOutcome:
+    """The hub's answer to one batch: counts per status and the rejections."""
+
+    index: int
+    size: int
+    statuses: Counter[str] = field(default_factory=Counter)
+    rejections: list[Rejection] = field(default_factory=list)
+    attempts: int = 1
+
+
+class ScheduleHubClient:
+    """A client of one ScheduleHub server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        workers: int = 4,
+    ) -> None:
+        self.workers = max(1, workers)
+        self._http = make_client(base_url, token, timeout, connections=self.workers + 1)
+        self.retry = retry or RetryPolicy()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> "ScheduleHubClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, what: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        attempts = {"n": 0}
+
+        def once() -> httpx.Response:
+            attempts["n"] += 1
+            response = self._http.request(method, path, **kw)
+            check_response(SERVICE, TOKEN_SETTING, what, response)
+            return response
+
+        response = self.retry.call(f"{SERVICE} {what}", once)
+        response.extensions["syncflow_attempts"] = attempts["n"]
+        return response
+
+    def entities(self) -> dict[str, HubEntity]:
+        """The entity schemas the hub accepts, by name."""
+        doc = orjson.loads(self._call("entity list", "GET", "/api/v1/entities").content)
+        return {
+            e["name"]: HubEntity(
+                name=e["name"],
+                fields={
+                    f["name"]: HubField(f["name"], f["type"], bool(f["required"])) for f in e["fields"]
+                },
+                parents=tuple(e.get("parents") or ()),
+            )
+            for e in doc["entities"]
+        }
+
+    def ingest_body(self, entity: str, body: bytes, size: int, index: int = 0) -> BatchOutcome:
+        """Send one prepared batch body of ``size`` records; resent on transient failures.
+
+        Raises:
+            ApiError: when the hub refuses the whole batch (404 unknown entity,
+                413 too large, 422 malformed), or answers with the wrong number of results.
+        """
+        if size > MAX_BATCH:
+            raise ValueError(f"a batch holds at most {MAX_BATCH} records, got {size}")
+        response = self._call(
+            f"ingest into '{entity}'",
+            "POST",
+            f"/api/v1/ingest/{entity}",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        results = orjson.loads(response.content)["results"]
+        if len(results) != size:
+            raise ApiError(
+                f"{SERVICE} ingest into '{entity}': {len(results)} results for {size} records"
+            )
+        outcome = BatchOutcome(index=index, size=size, attempts=response.extensions["syncflow_attempts"])
+        outcome.statuses.update(r["status"] for r in results)
+        if outcome.statuses.get("rejected"):
+            for pos, r in enumerate(results):
+                if r["status"] == "rejected":
+                    err = r.get("error") or {}
+                    outcome.rejections.append(
+                        Rejection(pos, r["external_id"], err.get("code", ""), err.get("detail", ""))
+                    )
+        unknown = set(outcome.statuses) - ACKNOWLEDGED - {"rejected"}
+        if unknown:
+            raise ApiError(f"{SERVICE} ingest into '{entity}': unknown statuses {sorted(unknown)}")
+        return outcome
+
+    def ingest_many(
+        self,
+        entity: str,
+        bodies: Sequence[tuple[bytes, int]],
+        on_outcome: Callable[[BatchOutcome], None],
+    ) -> None:
+        """Send batches concurrently (up to ``workers`` in flight), reporting each outcome.
+
+        ``on_outcome`` is called once per batch as its answer arrives, from one
+        thread at a time. The first permanent failure stops further batches and is raised.
+        """
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+
+        def send(index: int) -> None:
+            if failed:
+                return
+            body, size = bodies[index]
+            try:
+                outcome = self.ingest_body(entity, body, size, index)
+            except BaseException as exc:
+                failed.append(exc)
+                return
+            with lock:
+                on_outcome(outcome)
+
+        if self.workers == 1 or len(bodies) == 1:
+            for i in range(len(bodies)):
+                send(i)
+        else:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix=f"hub-{entity}") as pool:
+                list(pool.map(send, range(len(bodies))))
+        if failed:
+            raise failed[0]
+
+    def records(self, entity: str, page_size: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Every stored record of an entity (for checks and the demo)."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            doc = orjson.loads(
+                self._call(
+                    f"records of '{entity}'", "GET", f"/api/v1/entities/{entity}/records", params=params
+                ).content
+            )
+            yield from doc["records"]
+            cursor = doc.get("next_cursor")
+            if not cursor:
+                return

@@ -1,0 +1,1 @@
+"""Dagster: resources, generic ops, the job factory, partitions, schedules, sensors."""

@@ -1,0 +1,58 @@
+"""Assemble the one Definitions object from the settings and the entity catalog."""
+
+import dagster as dg
+
+from syncflow_dagster.config.loader import load_catalog
+from syncflow_dagster.orchestration.jobs import sync_jobs
+from syncflow_dagster.orchestration.partitions import nightly_partitions
+from syncflow_dagster.orchestration.resources import (
+    ApiSmithResource,
+    EntityCatalogResource,
+    ScheduleHubResource,
+    StateStoreResource,
+)
+from syncflow_dagster.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resources every job uses, from the settings; secrets through EnvVar."""
+    retry = {
+        "max_retries": settings.max_retries,
+        "retry_delay_seconds": settings.retry_delay_seconds,
+        "max_retry_delay_seconds": settings.max_retry_delay_seconds,
+    }
+    return {
+        "apismith": ApiSmithResource(
+            url=settings.apismith_url, token=dg.EnvVar("APISMITH_TOKEN"), **retry
+        ),
+        "schedulehub": ScheduleHubResource(
+            url=settings.schedulehub_url,
+            token=dg.EnvVar("SCHEDULEHUB_TOKEN"),
+            batch_size=settings.default_batch_size,
+            workers=settings.sync_worker_threads,
+            **retry,
+        ),
+        "state": StateStoreResource(
+            database_url=dg.EnvVar("DATABASE_URL") if settings.database_url else None,
+            postgres_host=settings.postgres_host,
+            postgres_port=settings.postgres_port,
+            postgres_db=settings.postgres_db,
+            postgres_user=settings.postgres_user,
+            postgres_password=dg.EnvVar("POSTGRES_PASSWORD") if settings.postgres_password else None,
+            sqlite_url=settings.sqlite_url,
+            pool_size=settings.postgres_pool_size,
+        ),
+        "entities": EntityCatalogResource(
+            config_dir=str(settings.entities_dir), erp_timezone=settings.erp_timezone
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Every job, schedule, sensor and resource of SyncFlow."""
+    catalog = load_catalog(settings.entities_dir)
+    partitions = nightly_partitions(settings.erp_timezone, settings.background_sync_window_start)
+    return dg.Definitions(
+        jobs=sync_jobs(catalog, partitions),
+        resources=build_resources(settings),
+    )

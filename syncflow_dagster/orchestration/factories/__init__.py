@@ -1,0 +1,1 @@
+"""Reusable builders of Dagster definitions; `jobs.py`, `schedules.py` apply them."""

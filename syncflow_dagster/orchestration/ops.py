@@ -1,0 +1,205 @@
+"""The nine generic stage ops. Each reads through a resource, runs one pipeline step
+and attaches counts; the entity comes from the fetch op's config and travels in
+the slice. If a step fails, the batch is marked failed before the error surfaces."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import dagster as dg
+
+from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.orchestration.resources import (
+    ApiSmithResource,
+    EntityCatalogResource,
+    ScheduleHubResource,
+    StateStoreResource,
+)
+from syncflow_dagster.pipeline.delta import delta_step
+from syncflow_dagster.pipeline.fetch import fetch_step
+from syncflow_dagster.pipeline.identity import identity_step
+from syncflow_dagster.pipeline.ingest import ingest_step
+from syncflow_dagster.pipeline.resolve import resolve_step
+from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.pipeline.track import track_step
+from syncflow_dagster.pipeline.transform import (
+    check_against_hub,
+    map_step,
+    normalize_step,
+    validate_step,
+)
+
+
+class FetchConfig(dg.Config):
+    """Which entity a run syncs, and how."""
+
+    entity: str
+    mode: Literal["incremental", "full"] | None = None
+    max_rows: int | None = None
+
+
+@contextmanager
+def failing_batch(store: StateStore, s: SyncSlice) -> Iterator[None]:
+    """Mark the slice's batch failed if the step raises, then let the error go on."""
+    try:
+        yield
+    except BaseException as exc:
+        store.finish_batch(
+            s.batch_id, status="failed", metrics=s.metrics, watermark_from=s.since_rowversion,
+            watermark_to=None, error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        raise
+
+
+def _counts(context: dg.OpExecutionContext, s: SyncSlice, stage: str, **extra: int) -> None:
+    context.add_output_metadata(
+        {
+            "entity": s.entity,
+            "batch_id": s.batch_id,
+            "records": s.frame.height,
+            "seconds": round(s.stage_seconds.get(stage, 0.0), 3),
+            **extra,
+        }
+    )
+
+
+@dg.op(ins={"after": dg.In(dg.Nothing)}, tags={"syncflow/stage": "fetch"})
+def fetch(
+    context: dg.OpExecutionContext,
+    config: FetchConfig,
+    apismith: ApiSmithResource,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
+) -> SyncSlice:
+    """Open a batch and read the entity's records from APISmith (and its keys on full runs)."""
+    catalog = entities.catalog
+    if config.entity not in catalog.entities:
+        raise dg.Failure(f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})")
+    mode = config.mode or catalog[config.entity].sync.mode
+    s = fetch_step(
+        catalog, config.entity, apismith.client, state.store, context.run_id, mode,
+        partition_key=context.partition_key if context.has_partition_key else None,
+        max_rows=config.max_rows,
+    )
+    _counts(context, s, "fetch", fetched=s.raw.height, truncated=int(s.truncated))
+    return s
+
+
+@dg.op(tags={"syncflow/stage": "normalize"})
+def normalize(
+    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+) -> SyncSlice:
+    """Parse every ERP value into its type; unreadable values dead-letter their record."""
+    with failing_batch(state.store, s):
+        out = normalize_step(s, entities.catalog, entities.erp_timezone)
+    _counts(context, out, "normalize", failed=out.metrics["normalize_failed"])
+    return out
+
+
+@dg.op(tags={"syncflow/stage": "validate"})
+def validate(
+    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+) -> SyncSlice:
+    """Apply the entity's rules; records that break one are dead-lettered."""
+    with failing_batch(state.store, s):
+        out = validate_step(s, entities.catalog)
+    _counts(context, out, "validate", failed=out.metrics["validation_failed"])
+    return out
+
+
+@dg.op(name="map", tags={"syncflow/stage": "map"})
+def map_fields(
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    schedulehub: ScheduleHubResource,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
+) -> SyncSlice:
+    """Make the hub's fields, after checking the mapping against the hub's schema."""
+    with failing_batch(state.store, s):
+        required = check_against_hub(entities.catalog, s.entity, schedulehub.client.entities())
+        out = map_step(s, entities.catalog, entities.erp_timezone, required)
+    _counts(context, out, "map", failed=out.metrics["map_failed"])
+    return out
+
+
+@dg.op(tags={"syncflow/stage": "identity"})
+def identity(
+    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+) -> SyncSlice:
+    """Compute BK_HASH and DATA_HASH of every record (and of the listed keys on full runs)."""
+    with failing_batch(state.store, s):
+        out = identity_step(s, entities.catalog, entities.erp_timezone)
+    _counts(context, out, "identity")
+    return out
+
+
+@dg.op(tags={"syncflow/stage": "delta"})
+def delta(context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource) -> SyncSlice:
+    """Compare with the sync state: inserts, updates, unchanged (never sent) and deletes."""
+    with failing_batch(state.store, s):
+        out = delta_step(s, state.store)
+    _counts(
+        context, out, "delta", unchanged=out.metrics["unchanged"], deletes=out.delete_candidates
+    )
+    return out
+
+
+@dg.op(tags={"syncflow/stage": "resolve"})
+def resolve(
+    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+) -> SyncSlice:
+    """Order the sends and hold back children whose parents are not at the hub yet."""
+    with failing_batch(state.store, s):
+        out = resolve_step(s, entities.catalog, state.store)
+    assert out.plan is not None
+    _counts(
+        context, out, "resolve", to_send=out.plan.send.height,
+        pending=out.metrics["pending_children"], released=out.metrics["resolved_children"],
+    )
+    return out
+
+
+@dg.op(tags={"syncflow/stage": "ingest"})
+def ingest(
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    schedulehub: ScheduleHubResource,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
+) -> SyncSlice:
+    """Send the changes to ScheduleHub; record state only for what it acknowledged."""
+    batch_size = min(entities.catalog[s.entity].sync.batch_size or schedulehub.batch_size, 1000)
+    with failing_batch(state.store, s):
+        out = ingest_step(s, entities.catalog, schedulehub.client, state.store, batch_size)
+    m = out.metrics
+    _counts(
+        context, out, "ingest", ingested=m["ingested"], inserted=m["inserted"],
+        updated=m["updated"], deleted=m["deleted"], ingest_failed=m["ingest_failed"],
+    )
+    return out
+
+
+@dg.op(out=dg.Out(dg.Nothing), tags={"syncflow/stage": "track"})
+def track(
+    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+) -> None:
+    """Record the batch, check that every record landed in exactly one bucket, and chart it."""
+    with failing_batch(state.store, s):
+        out = track_step(s, state.store, entities.catalog[s.entity].source.rowversion)
+    metrics = dict(out.metrics)
+    partition = context.partition_key if context.has_partition_key else None
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey(["schedulehub", s.entity]),
+            partition=partition,
+            description=f"batch {s.batch_id} of {s.entity}",
+            metadata={**metrics, "batch_id": s.batch_id, "mode": s.mode},
+        )
+    )
+    context.add_output_metadata(
+        {**metrics, "batch_id": s.batch_id, "stage_seconds": dg.MetadataValue.json(out.stage_seconds)}
+    )
+    context.log.info(
+        "%s batch %s: %s", s.entity, s.batch_id, ", ".join(f"{k}={v}" for k, v in metrics.items())
+    )

@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions over Polars DataFrames (no I/O, no Dagster)."""

@@ -1,0 +1,95 @@
+"""Dead letters: a failed record with its stage, code, detail and every form it had.
+
+The raw form is the record as fetched (text values), the normalized form the
+typed values, the mapped form the target fields — each as JSON text, null
+where the record never reached that stage.
+"""
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from syncflow_dagster.stages.failures import ROW
+
+DEAD_LETTER_SCHEMA = {
+    "bk_hash": pl.String,
+    "source_key": pl.String,
+    "rowversion": pl.Int64,
+    "stage": pl.String,
+    "code": pl.String,
+    "detail": pl.String,
+    "raw": pl.String,
+    "normalized": pl.String,
+    "mapped": pl.String,
+}
+
+
+def _json_of(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    cols = [c for c in frame.columns if not c.startswith("_") or c == ROW]
+    data = [c for c in cols if c != ROW]
+    return frame.select(pl.col(ROW), pl.struct(data).struct.json_encode().alias(name))
+
+
+def empty_dead_letters() -> pl.DataFrame:
+    """A dead-letter frame with no rows."""
+    return pl.DataFrame(schema=DEAD_LETTER_SCHEMA)
+
+
+def dead_letters(
+    stage: str,
+    failures: pl.DataFrame,
+    raw: pl.DataFrame,
+    key: Sequence[str],
+    rowversion: str | None,
+    normalized: pl.DataFrame | None = None,
+    mapped: pl.DataFrame | None = None,
+    fields: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Dead letters for ``failures`` (``_row``, code, detail) of one stage.
+
+    Args:
+        stage: the stage that failed the records.
+        failures: one row per failed record: ``_row``, ``code``, ``detail``.
+        raw: the fetched records (text), with ``_row``.
+        key: the business-key columns (their raw values become ``source_key``).
+        rowversion: the rowversion column, if the entity has one.
+        normalized: normalized records, when the failure came after normalization.
+        mapped: mapped records (with ``bk_hash`` when known), after mapping.
+        fields: the target fields of the mapped form.
+    """
+    if failures.height == 0:
+        return empty_dead_letters()
+    ids = failures.select(pl.col(ROW).cast(pl.UInt32), "code", "detail")
+    raw_rows = raw.join(ids.select(ROW), on=ROW, how="semi")
+    out = ids.join(_json_of(raw_rows, "raw"), on=ROW, how="left").join(
+        raw_rows.select(
+            pl.col(ROW),
+            pl.struct(list(key)).struct.json_encode().alias("source_key"),
+            (
+                pl.col(rowversion).str.strip_chars().cast(pl.Int64, strict=False)
+                if rowversion
+                else pl.lit(None, dtype=pl.Int64)
+            ).alias("rowversion"),
+        ),
+        on=ROW,
+        how="left",
+    )
+    if normalized is not None:
+        rows = normalized.join(ids.select(ROW), on=ROW, how="semi")
+        out = out.join(_json_of(rows, "normalized"), on=ROW, how="left")
+    if mapped is not None:
+        rows = mapped.join(ids.select(ROW), on=ROW, how="semi")
+        forms = rows.select(
+            pl.col(ROW), pl.struct(list(fields)).struct.json_encode().alias("mapped")
+        )
+        if "bk_hash" in rows.columns:
+            forms = forms.with_columns(rows.get_column("bk_hash"))
+        out = out.join(forms, on=ROW, how="left")
+    return out.with_columns(pl.lit(stage).alias("stage")).select(
+        [
+            (pl.col(c) if c in out.columns or c == "stage" else pl.lit(None, dtype=t))
+            .cast(t)
+            .alias(c)
+            for c, t in DEAD_LETTER_SCHEMA.items()
+        ]
+    )

@@ -1,0 +1,76 @@
+import orjson
+import polars as pl
+
+from syncflow_dagster.stages.encode import LINE
+from syncflow_dagster.stages.resolve import RELEASED, WAVE, parents_to_look_up, resolve
+
+PARENTS = ["items", "centers"]
+
+
+def _upserts() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "bk_hash": ["c1", "c2", "c3"],
+            "data_hash": ["h1", "h2", "h3"],
+            "rowversion": [1, 2, 3],
+            "_row": [0, 1, 2],
+            "_parent_items": ["i1", "i2", None],
+            "_parent_centers": ["w1", "w1", "w9"],
+            LINE: ['{"c":1}', '{"c":2}', '{"c":3}'],
+        },
+        schema_overrides={"_row": pl.UInt32},
+    )
+
+
+def _waiting() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "bk_hash": ["old1", "old2", "c1"],
+            "rowversion": [0, 0, 0],
+            "payload": ['{"data_hash":"p1"}', '{"data_hash":"p2"}', '{"data_hash":"px"}'],
+            "waiting_for": [
+                '[{"entity":"items","bk_hash":"i2"}]',
+                '[{"entity":"items","bk_hash":"i7"}]',
+                '[{"entity":"items","bk_hash":"i1"}]',
+            ],
+        }
+    )
+
+
+def test_lookups_cover_new_and_waiting_children() -> None:
+    needed = parents_to_look_up(_upserts(), _waiting(), PARENTS)
+    assert sorted(needed["items"].to_list()) == ["i1", "i2", "i7"]
+    assert sorted(needed["centers"].to_list()) == ["w1", "w9"]
+
+
+def test_missing_parents_wait_and_present_ones_release() -> None:
+    present = {"items": pl.Series(["i1", "i2"]), "centers": pl.Series(["w1"])}
+    deletes = pl.DataFrame({"bk_hash": ["gone"], "rowversion": [5]})
+    plan = resolve(_upserts(), deletes, _waiting(), pl.Series(["c1", "c2", "c3"]), PARENTS, present)
+    send = plan.send
+    assert send.filter(pl.col(WAVE) == 0)["bk_hash"].to_list() == ["gone"]
+    assert sorted(send.filter((pl.col(WAVE) == 1) & ~pl.col(RELEASED))["bk_hash"].to_list()) == ["c1", "c2"]
+    released = send.filter(pl.col(RELEASED))
+    assert released["bk_hash"].to_list() == ["old1"]  # its parent i2 is present now
+    assert released["data_hash"].to_list() == ["p1"]
+    assert plan.released == 1
+    # c3 names centre w9, which the hub does not have: it waits, for that parent only.
+    assert plan.pending["bk_hash"].to_list() == ["c3"]
+    assert orjson.loads(plan.pending["waiting_for"][0]) == [{"entity": "centers", "bk_hash": "w9"}]
+    assert plan.pending["payload"].to_list() == ['{"c":3}']
+    # The waiting copy of c1 is superseded by the fresh record fetched in this run.
+    assert plan.superseded.to_list() == ["c1"]
+    # Every ready upsert knows all its parents, should the hub still refuse it.
+    c1 = send.filter(pl.col("bk_hash") == "c1")
+    assert orjson.loads(c1["waiting_for"][0]) == [
+        {"entity": "items", "bk_hash": "i1"},
+        {"entity": "centers", "bk_hash": "w1"},
+    ]
+
+
+def test_entity_without_parents_sends_everything() -> None:
+    upserts = _upserts().drop("_parent_items", "_parent_centers")
+    empty_waiting = _waiting().clear()
+    empty_deletes = pl.DataFrame(schema={"bk_hash": pl.String, "rowversion": pl.Int64})
+    plan = resolve(upserts, empty_deletes, empty_waiting, pl.Series([], dtype=pl.String), [], {})
+    assert plan.send.height == 3 and plan.pending.height == 0 and plan.released == 0
