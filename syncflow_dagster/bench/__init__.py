@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure throughput and print figures to write down."""

@@ -1,0 +1,88 @@
+"""The admin API (not part of the contract): mutate the emulated ERP over HTTP.
+
+All routes are ``POST /admin/entities/{entity}/{action}`` with a JSON body, answered with
+``{"entity": ..., "keys": [[...], ...]}`` — the keys the mutation touched:
+
+* ``update`` / ``insert`` / ``delete`` — ``{"n": 10, "seed": 1}``: random rows;
+* ``rows`` — ``{"rows": [{"WO_NO": "WO-X1", "ITEM_NO": "ITM-NEW"}, ...]}``: insert these
+  rows (true values; columns left out are generated);
+* ``update-keys`` — ``{"keys": [["WO-00000001"]], "changes": {"PRIORITY": 1}}``
+  (``changes`` left out: new random values);
+* ``delete-keys`` — ``{"keys": [["WO-00000001"]]}``.
+
+Auth is required as for the API; faults are never injected here.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from syncflow_dagster.emulators.apismith.coerce import MutationError
+from syncflow_dagster.emulators.apismith.dataset import ErpDataset
+from syncflow_dagster.emulators.apismith.schema import ENTITIES
+from syncflow_dagster.emulators.apismith.store import KeyTuple
+from syncflow_dagster.emulators.common.problem import problem
+
+Action = Callable[[ErpDataset, str, dict[str, Any]], list[KeyTuple]]
+
+
+def _count(body: dict[str, Any]) -> tuple[int, int]:
+    n, seed = body.get("n"), body.get("seed", 0)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise MutationError('"n" must be a non-negative integer')
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise MutationError('"seed" must be an integer')
+    return n, seed
+
+
+def _list(body: dict[str, Any], name: str) -> list[Any]:
+    value = body.get(name)
+    if not isinstance(value, list):
+        raise MutationError(f'"{name}" must be a list')
+    return value
+
+
+def _changes(body: dict[str, Any]) -> dict[str, Any] | None:
+    changes = body.get("changes")
+    if changes is not None and not isinstance(changes, dict):
+        raise MutationError('"changes" must be an object')
+    return changes
+
+
+ACTIONS: dict[str, Action] = {
+    "update": lambda ds, name, body: ds.update(name, *_count(body)),
+    "insert": lambda ds, name, body: ds.insert(name, *_count(body)),
+    "delete": lambda ds, name, body: ds.delete(name, *_count(body)),
+    "rows": lambda ds, name, body: ds.insert_rows(name, _list(body, "rows")),
+    "update-keys": lambda ds, name, body: ds.update_keys(name, _list(body, "keys"), _changes(body)),
+    "delete-keys": lambda ds, name, body: ds.delete_keys(name, _list(body, "keys")),
+}
+
+
+def admin_routes(dataset: ErpDataset) -> list[Route]:
+    """The admin routes over ``dataset``."""
+
+    async def mutate(request: Request) -> Response:
+        name = request.path_params["entity"]
+        action = ACTIONS.get(request.path_params["action"])
+        if name not in ENTITIES or action is None:
+            return problem(404, "unknown entity or admin action")
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            return problem(400, "the body is not JSON")
+        if not isinstance(body, dict):
+            return problem(400, "the body must be a JSON object")
+        try:
+            keys = action(dataset, name, body)
+        except MutationError as exc:
+            return problem(400, str(exc))
+        payload = {"entity": name, "keys": [list(k) for k in keys]}
+        return Response(orjson.dumps(payload), media_type="application/json")
+
+    handler: Callable[[Request], Awaitable[Response]] = mutate
+    return [Route("/admin/entities/{entity}/{action}", handler, methods=["POST"])]
