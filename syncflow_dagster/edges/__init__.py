@@ -1,0 +1,1 @@
+"""Edges: the plain classes that talk to the outside world (APISmith, ScheduleHub, the state DB)."""

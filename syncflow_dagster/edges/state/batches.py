@@ -1,0 +1,160 @@
+"""sync_batches: one row per run of an entity's job, with its metrics and watermark."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from syncflow_dagster.edges.state.base import StoreBase, utcnow
+from syncflow_dagster.edges.state.tables import (
+    BATCH_MODES,
+    METRIC_NAMES,
+    sync_batches,
+)
+
+
+class BatchNotFoundError(LookupError):
+    """No batch has this id."""
+
+
+def check_metrics(metrics: Mapping[str, int]) -> dict[str, int]:
+    """Validate metric names and values (non-negative integers).
+
+    Raises:
+        ValueError: naming the unknown metric or the bad value.
+    """
+    unknown = sorted(set(metrics) - set(METRIC_NAMES))
+    if unknown:
+        raise ValueError(f"unknown batch metric(s) {unknown}; known: {', '.join(METRIC_NAMES)}")
+    out = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise ValueError(f"metric {name} must be a non-negative integer, got {value!r}")
+        out[name] = int(value)
+    return out
+
+
+class BatchOps(StoreBase):
+    """Start, finish and look up batches."""
+
+    def start_batch(
+        self,
+        entity: str,
+        run_id: str,
+        mode: str,
+        partition_key: str | None = None,
+        mapping_version: int | None = None,
+    ) -> int:
+        """Record a new running batch and return its id."""
+        if mode not in BATCH_MODES:
+            raise ValueError(f"batch mode must be one of {BATCH_MODES}, got {mode!r}")
+        stmt = (
+            sync_batches.insert()
+            .values(
+                entity=entity,
+                run_id=run_id,
+                mode=mode,
+                partition_key=partition_key,
+                mapping_version=mapping_version,
+                status="running",
+                started_at=utcnow(),
+            )
+            .returning(sync_batches.c.id)
+        )
+        with self._write() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def update_metrics(self, batch_id: int, metrics: Mapping[str, int]) -> None:
+        """Set some metrics of a batch (absolute values) while it runs."""
+        values = check_metrics(metrics)
+        if not values:
+            return
+        with self._write() as conn:
+            result = conn.execute(
+                update(sync_batches).where(sync_batches.c.id == batch_id).values(**values)
+            )
+            if result.rowcount == 0:
+                raise BatchNotFoundError(f"no batch {batch_id}")
+
+    def finish_batch(
+        self,
+        batch_id: int,
+        status: str,
+        metrics: Mapping[str, int] | None = None,
+        *,
+        watermark_from: int | None = None,
+        watermark_to: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Close a running batch.
+
+        ``duration_ms`` is computed from ``started_at`` unless ``metrics`` gives it.
+        Metrics not given keep their current values (see :meth:`update_metrics`).
+
+        Raises:
+            BatchNotFoundError: no such batch.
+            ValueError: bad status or metrics, or the batch is already finished.
+        """
+        if status not in ("succeeded", "failed"):
+            raise ValueError(f"a batch finishes 'succeeded' or 'failed', not {status!r}")
+        values: dict[str, Any] = check_metrics(metrics or {})
+        now = utcnow()
+        with self._write() as conn:
+            started = conn.execute(
+                select(sync_batches.c.started_at, sync_batches.c.status).where(
+                    sync_batches.c.id == batch_id
+                )
+            ).first()
+            if started is None:
+                raise BatchNotFoundError(f"no batch {batch_id}")
+            if started.status != "running":
+                raise ValueError(f"batch {batch_id} is already {started.status}")
+            values.setdefault(
+                "duration_ms", max(0, int((now - started.started_at).total_seconds() * 1000))
+            )
+            values.update(
+                status=status,
+                finished_at=now,
+                watermark_from=watermark_from,
+                watermark_to=watermark_to,
+                error=error,
+            )
+            conn.execute(
+                update(sync_batches)
+                .where(sync_batches.c.id == batch_id, sync_batches.c.status == "running")
+                .values(**values)
+            )
+
+    def get_batch(self, batch_id: int) -> dict[str, Any]:
+        """Every column of one batch.
+
+        Raises:
+            BatchNotFoundError: no such batch.
+        """
+        with self._read() as conn:
+            row = conn.execute(select(sync_batches).where(sync_batches.c.id == batch_id)).first()
+        if row is None:
+            raise BatchNotFoundError(f"no batch {batch_id}")
+        return dict(row._mapping)
+
+    def batch_metrics(self, batch_id: int) -> dict[str, int]:
+        """The 17 metrics of one batch, by name."""
+        batch = self.get_batch(batch_id)
+        return {name: int(batch[name]) for name in METRIC_NAMES}
+
+    def recent_batches(self, entity: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest batches (of one entity, or all), newest first."""
+        stmt = select(sync_batches).order_by(sync_batches.c.id.desc()).limit(limit)
+        if entity is not None:
+            stmt = stmt.where(sync_batches.c.entity == entity)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def last_watermark(self, entity: str) -> int | None:
+        """The highest rowversion watermark settled by a succeeded batch of ``entity``."""
+        stmt = select(func.max(sync_batches.c.watermark_to)).where(
+            sync_batches.c.entity == entity, sync_batches.c.status == "succeeded"
+        )
+        with self._read() as conn:
+            value = conn.execute(stmt).scalar_one()
+        return None if value is None else int(value)

@@ -1,0 +1,207 @@
+"""pending_children: records waiting for a parent that has not reached the hub yet."""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy import Select, func, select, text, update
+
+from syncflow_dagster.edges.state import pgcopy
+from syncflow_dagster.edges.state.base import StoreBase, as_keys, chunks, rows_frame, utcnow
+from syncflow_dagster.edges.state.records import UTC_TIME, record_frame
+from syncflow_dagster.edges.state.tables import pending_children
+
+_INPUT: dict[str, pl.DataType] = {
+    "bk_hash": pl.String(),
+    "rowversion": pl.Int64(),
+    "payload": pl.String(),
+    "waiting_for": pl.String(),
+    "next_retry_at": UTC_TIME,
+}
+PENDING_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "entity": pl.String(),
+    "bk_hash": pl.String(),
+    "batch_id": pl.Int64(),
+    "rowversion": pl.Int64(),
+    "payload": pl.String(),
+    "waiting_for": pl.String(),
+    "attempts": pl.Int64(),
+    "next_retry_at": UTC_TIME,
+    "status": pl.String(),
+    "created_at": UTC_TIME,
+    "updated_at": UTC_TIME,
+    "released_at": UTC_TIME,
+}
+
+_PG_UPSERT = """
+INSERT INTO pending_children (entity, bk_hash, batch_id, rowversion, payload, waiting_for,
+                              attempts, next_retry_at, status, created_at, updated_at)
+SELECT %(entity)s::varchar, t.bk_hash, %(batch)s::bigint, t.rowversion, t.payload, t.waiting_for,
+       0, coalesce(t.next_retry_at, %(now)s::timestamptz), 'waiting',
+       %(now)s::timestamptz, %(now)s::timestamptz
+FROM _sf_pending t
+ON CONFLICT (entity, bk_hash) WHERE status = 'waiting' DO UPDATE SET
+    batch_id = excluded.batch_id, rowversion = excluded.rowversion,
+    payload = excluded.payload, waiting_for = excluded.waiting_for,
+    attempts = pending_children.attempts + 1,
+    next_retry_at = excluded.next_retry_at, updated_at = excluded.updated_at
+"""
+
+
+class PendingOps(StoreBase):
+    """Queue, list, release and expire pending children."""
+
+    def add_pending(self, entity: str, batch_id: int, frame: pl.DataFrame) -> int:
+        """Queue children whose parents are missing; re-queuing a waiting child updates it.
+
+        A child already waiting gets the new payload and ``attempts + 1``; a new one
+        starts at ``attempts`` 0.
+
+        Args:
+            entity: the child entity.
+            batch_id: the batch that found the parents missing.
+            frame: ``bk_hash`` (hex), ``payload`` (JSON text: mapped data, data_hash,
+                parents — or a struct, encoded), ``waiting_for`` (JSON list of
+                ``{entity, bk_hash}``, or a list of structs); optional ``rowversion``
+                and ``next_retry_at`` (aware; default now, i.e. due at once).
+
+        Returns:
+            The number of children queued or re-queued.
+        """
+        rows = record_frame(
+            frame,
+            _INPUT,
+            ("bk_hash", "payload", "waiting_for"),
+            ("payload", "waiting_for"),
+            nullable_key=False,
+        )
+        if rows.is_empty():
+            return 0
+        rows = rows.unique("bk_hash", keep="last", maintain_order=True)
+        now = utcnow()
+        with self._write() as conn:
+            if self._pg:
+                conn.exec_driver_sql(
+                    "CREATE TEMP TABLE _sf_pending (bk_hash uuid NOT NULL, rowversion bigint,"
+                    " payload text, waiting_for text, next_retry_at timestamptz) ON COMMIT DROP"
+                )
+                pgcopy.copy_in(
+                    conn, "COPY _sf_pending FROM STDIN (FORMAT csv)", rows, pgcopy.to_copy_csv
+                )
+                params = {"entity": entity, "batch": batch_id, "now": now}
+                conn.exec_driver_sql(_PG_UPSERT, params)
+                conn.exec_driver_sql("DROP TABLE _sf_pending")
+            else:
+                stmt = self._insert(pending_children)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["entity", "bk_hash"],
+                    index_where=text("status = 'waiting'"),
+                    set_={
+                        **{
+                            name: stmt.excluded[name]
+                            for name in ("batch_id", "rowversion", "payload", "waiting_for")
+                        },
+                        "attempts": pending_children.c.attempts + 1,
+                        "next_retry_at": stmt.excluded.next_retry_at,
+                        "updated_at": stmt.excluded.updated_at,
+                    },
+                )
+                extra = {"entity": entity, "batch_id": batch_id, "status": "waiting"}
+                records = [
+                    r
+                    | extra
+                    | {
+                        "attempts": 0,
+                        "next_retry_at": r["next_retry_at"] or now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for r in rows.to_dicts()
+                ]
+                conn.execute(stmt, records)
+        return rows.height
+
+    def waiting_pending(self, entity: str) -> pl.DataFrame:
+        """Every child of ``entity`` still waiting, by id."""
+        stmt = (
+            select(pending_children)
+            .where(pending_children.c.entity == entity, pending_children.c.status == "waiting")
+            .order_by(pending_children.c.id)
+        )
+        return self._pending_frame(stmt)
+
+    def due_pending(self, now: datetime, limit: int = 100, after_id: int = 0) -> pl.DataFrame:
+        """Waiting children due for a retry (``next_retry_at <= now``), ``id > after_id``, by id."""
+        stmt = (
+            select(pending_children)
+            .where(
+                pending_children.c.status == "waiting",
+                pending_children.c.next_retry_at <= now,
+                pending_children.c.id > after_id,
+            )
+            .order_by(pending_children.c.id)
+            .limit(limit)
+        )
+        return self._pending_frame(stmt)
+
+    def count_pending(self, entity: str | None = None) -> int:
+        """How many children (of one entity, or all) are waiting."""
+        stmt = (
+            select(func.count())
+            .select_from(pending_children)
+            .where(pending_children.c.status == "waiting")
+        )
+        if entity is not None:
+            stmt = stmt.where(pending_children.c.entity == entity)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def release_pending(self, entity: str, bk_hashes: pl.Series | Iterable[str]) -> int:
+        """Mark waiting children ``released`` (their parents arrived and they were sent)."""
+        return self._close_pending(entity, bk_hashes, "released")
+
+    def expire_pending(self, entity: str, bk_hashes: pl.Series | Iterable[str]) -> int:
+        """Give up on waiting children (``expired``), e.g. after too many attempts."""
+        return self._close_pending(entity, bk_hashes, "expired")
+
+    def _close_pending(self, entity: str, bk_hashes: pl.Series | Iterable[str], status: str) -> int:
+        keys = as_keys(bk_hashes)
+        if keys.is_empty():
+            return 0
+        now = utcnow()
+        released_at = now if status == "released" else None
+        with self._write() as conn:
+            if self._pg:
+                with self._pg_keys(conn, keys) as staged:
+                    result = conn.exec_driver_sql(
+                        "UPDATE pending_children p SET status = %(status)s,"
+                        " released_at = %(released_at)s, updated_at = %(now)s"
+                        f" FROM {staged} k WHERE p.entity = %(entity)s"
+                        " AND p.bk_hash = k.bk_hash AND p.status = 'waiting'",
+                        {
+                            "status": status,
+                            "released_at": released_at,
+                            "now": now,
+                            "entity": entity,
+                        },
+                    )
+                    return int(result.rowcount)
+            changed = 0
+            for part in chunks(keys.to_list()):
+                stmt = (
+                    update(pending_children)
+                    .where(
+                        pending_children.c.entity == entity,
+                        pending_children.c.status == "waiting",
+                        pending_children.c.bk_hash.in_(part),
+                    )
+                    .values(status=status, released_at=released_at, updated_at=now)
+                )
+                changed += conn.execute(stmt).rowcount
+            return changed
+
+    def _pending_frame(self, stmt: Select[tuple[object, ...]]) -> pl.DataFrame:
+        with self._read() as conn:
+            rows = conn.execute(stmt).fetchall()
+        return rows_frame(rows, PENDING_SCHEMA)

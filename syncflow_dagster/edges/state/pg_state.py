@@ -1,0 +1,112 @@
+"""erp_sync_state on PostgreSQL: COPY in (text), binary COPY out.
+
+Writers of one entity are serialized by a transaction-scoped advisory lock, so
+the first load of an entity can COPY straight into the table (no conflicts are
+possible), and later upserts go through a staging table and one
+``INSERT … ON CONFLICT``. Input arrives sorted by key (btree locality).
+"""
+
+import polars as pl
+from psycopg import sql as pgsql
+from sqlalchemy.engine import Connection
+
+from syncflow_dagster.edges.state.binary import Field, read_binary
+from syncflow_dagster.edges.state.pgcopy import (
+    copy_in,
+    copy_text_literal,
+    psycopg_connection,
+    to_copy_text,
+)
+from syncflow_dagster.edges.state.types import BK_HASH_BYTES, DATA_HASH_BYTES
+
+STATE_FIELDS = (
+    Field("bk_hash", "hex", BK_HASH_BYTES),
+    Field("data_hash", "hex", DATA_HASH_BYTES),
+    Field("rowversion", "int8", 8),
+    Field("rowversion_is_null", "bool", 1),
+)
+KEY_FIELDS = (Field("bk_hash", "hex", BK_HASH_BYTES),)
+# Fixed-width columns only: NULL would change a row's width, so it travels as a flag.
+STATE_COLUMNS = "s.bk_hash, s.data_hash, coalesce(s.rowversion, 0), s.rowversion IS NULL"
+
+_UPSERT = (
+    "INSERT INTO erp_sync_state (entity, bk_hash, data_hash, rowversion, last_batch_id)"
+    " SELECT %(entity)s, t.bk_hash, t.data_hash, t.rowversion, %(batch)s FROM _sf_state t"
+    " ON CONFLICT (entity, bk_hash) DO UPDATE SET data_hash = excluded.data_hash,"
+    " rowversion = excluded.rowversion, last_batch_id = excluded.last_batch_id"
+    # a rerun of the same batch rewrites nothing
+    " WHERE (erp_sync_state.data_hash, erp_sync_state.rowversion, erp_sync_state.last_batch_id)"
+    " IS DISTINCT FROM (excluded.data_hash, excluded.rowversion, excluded.last_batch_id)"
+)
+
+
+def _where_entity(conn: Connection, entity: str) -> str:
+    literal = pgsql.Literal(entity).as_string(psycopg_connection(conn))
+    return f"WHERE s.entity = {literal}"
+
+
+def load(conn: Connection, entity: str, keys_table: str | None = None) -> pl.DataFrame:
+    """State of ``entity`` (only the keys in ``keys_table``, if given)."""
+    join = f"JOIN {keys_table} k USING (bk_hash)" if keys_table else ""
+    select = f"SELECT {STATE_COLUMNS} FROM erp_sync_state s {join} {_where_entity(conn, entity)}"
+    raw = read_binary(conn, select, STATE_FIELDS)
+    return raw.select(
+        "bk_hash",
+        "data_hash",
+        pl.when(~pl.col("rowversion_is_null")).then(pl.col("rowversion")).alias("rowversion"),
+    )
+
+
+def load_keys(conn: Connection, entity: str) -> pl.Series:
+    """Every BK_HASH of ``entity``."""
+    select = f"SELECT s.bk_hash FROM erp_sync_state s {_where_entity(conn, entity)}"
+    return read_binary(conn, select, KEY_FIELDS)["bk_hash"]
+
+
+def lock(conn: Connection, entity: str) -> None:
+    """Serialize writers of one entity's state until commit (readers never wait)."""
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+        {"key": f"syncflow.erp_sync_state:{entity}"},
+    )
+
+
+def upsert(conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int) -> None:
+    """Write key-sorted, validated ``rows`` (``bk_hash, data_hash, rowversion``)."""
+    lock(conn, entity)
+    params = {"entity": entity, "batch": batch_id}
+    has_rows = conn.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM erp_sync_state WHERE entity = %(entity)s)", params
+    ).scalar_one()
+    bytea = (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash")
+    if not has_rows:
+        # First load: COPY straight into the table (heap multi-insert, no staging).
+        data = rows.select(
+            pl.lit(copy_text_literal(entity)).alias("entity"),
+            "bk_hash",
+            bytea,
+            "rowversion",
+            pl.lit(batch_id, dtype=pl.Int64).alias("last_batch_id"),
+        )
+        columns = "entity, bk_hash, data_hash, rowversion, last_batch_id"
+        copy_in(conn, f"COPY erp_sync_state ({columns}) FROM STDIN", data, to_copy_text)
+        return
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE _sf_state (bk_hash uuid NOT NULL, data_hash bytea NOT NULL,"
+        " rowversion bigint) ON COMMIT DROP"
+    )
+    data = rows.select("bk_hash", bytea, "rowversion")
+    copy_in(conn, "COPY _sf_state FROM STDIN", data, to_copy_text)
+    conn.exec_driver_sql(_UPSERT, params)
+    conn.exec_driver_sql("DROP TABLE _sf_state")
+
+
+def delete(conn: Connection, entity: str, keys_table: str) -> int:
+    """Delete the keys in ``keys_table``; returns how many rows went."""
+    lock(conn, entity)
+    result = conn.exec_driver_sql(
+        f"DELETE FROM erp_sync_state s USING {keys_table} k"
+        " WHERE s.entity = %(entity)s AND s.bk_hash = k.bk_hash",
+        {"entity": entity},
+    )
+    return int(result.rowcount)

@@ -1,0 +1,34 @@
+"""The state store: one plain class over the six tables (see the package docstring)."""
+
+from syncflow_dagster.edges.state.batches import BatchOps
+from syncflow_dagster.edges.state.failed import FailedOps
+from syncflow_dagster.edges.state.mappings import MappingOps
+from syncflow_dagster.edges.state.migrate import migrate
+from syncflow_dagster.edges.state.pending import PendingOps
+from syncflow_dagster.edges.state.progress import ProgressOps
+from syncflow_dagster.edges.state.sync_state import SyncStateOps
+from syncflow_dagster.settings import Settings
+
+
+class StateStore(SyncStateOps, BatchOps, FailedOps, PendingOps, MappingOps, ProgressOps):
+    """SyncFlow's state DB: PostgreSQL (production) or SQLite (zero-setup default).
+
+    ``StateStore(settings.state_db_url, settings.postgres_pool_size)``; call
+    :meth:`migrate` once at start-up. Hashes are lowercase hex at this API,
+    timestamps aware UTC. The repr never shows the password.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "StateStore":
+        """The store that ``settings`` configure (``state_db_url``, ``postgres_pool_size``)."""
+        return cls(settings.state_db_url, settings.postgres_pool_size)
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest Alembic revision."""
+        migrate(self._engine)
+
+    def __enter__(self) -> "StateStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()

@@ -1,0 +1,97 @@
+"""erp_sync_state: one row per record the hub acknowledged — the delta's memory.
+
+The hot path (millions of rows per entity): :mod:`pg_state` (COPY) on
+PostgreSQL, :mod:`sqlite_state` (executemany) on SQLite. Every write is one
+transaction; rows are validated first (lowercase hex, one row per key) and
+written in key order.
+"""
+
+import polars as pl
+from sqlalchemy import func, select
+
+from syncflow_dagster.edges.state import pg_state, sqlite_state
+from syncflow_dagster.edges.state.base import StoreBase, as_keys
+from syncflow_dagster.edges.state.frames import empty_state, key_order, state_frame
+from syncflow_dagster.edges.state.tables import erp_sync_state
+
+
+class SyncStateOps(StoreBase):
+    """Load, upsert and delete per-record sync state."""
+
+    def load_state(self, entity: str) -> pl.DataFrame:
+        """All state of ``entity``: ``bk_hash`` (hex), ``data_hash`` (hex), ``rowversion``.
+
+        Rows come in no particular order.
+        """
+        with self._read() as conn:
+            if self._pg:
+                return pg_state.load(conn, entity)
+            return sqlite_state.load(conn, entity)
+
+    def load_state_for(self, entity: str, bk_hashes: pl.Series) -> pl.DataFrame:
+        """State of the given keys only (absent keys are simply not in the result)."""
+        keys = as_keys(bk_hashes)
+        if keys.is_empty():
+            return empty_state()
+        with self._read() as conn:
+            if not self._pg:
+                return sqlite_state.load(conn, entity, keys)
+            with self._pg_keys(conn, keys) as staged:
+                return pg_state.load(conn, entity, staged)
+
+    def load_keys(self, entity: str) -> pl.Series:
+        """Every BK_HASH of ``entity`` (hex), in no particular order."""
+        with self._read() as conn:
+            if self._pg:
+                return pg_state.load_keys(conn, entity)
+            return sqlite_state.load_keys(conn, entity)
+
+    def existing_keys(self, entity: str, bk_hashes: pl.Series) -> pl.Series:
+        """The subset of ``bk_hashes`` that has state for ``entity``."""
+        return self.load_state_for(entity, bk_hashes)["bk_hash"]
+
+    def count_state(self, entity: str) -> int:
+        """How many records of ``entity`` have state."""
+        stmt = select(func.count()).where(erp_sync_state.c.entity == entity)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def upsert_state(self, entity: str, frame: pl.DataFrame, batch_id: int) -> int:
+        """Insert or update the state of acknowledged records, in one transaction.
+
+        Args:
+            entity: the entity.
+            frame: ``bk_hash``, ``data_hash`` (lowercase hex) and ``rowversion``; one row per key.
+            batch_id: the batch that got the hub's acknowledgement (``last_batch_id``).
+
+        Returns:
+            The number of rows given (written, or already identical).
+
+        Raises:
+            ValueError: a missing column, a malformed hash or a repeated key; nothing is written.
+        """
+        rows = state_frame(frame)
+        if rows.is_empty():
+            return 0
+        rows = rows.sort(key_order())
+        with self._write() as conn:
+            if self._pg:
+                pg_state.upsert(conn, entity, rows, batch_id)
+            else:
+                sqlite_state.upsert(conn, entity, rows, batch_id)
+        return rows.height
+
+    def delete_state(self, entity: str, bk_hashes: pl.Series) -> int:
+        """Forget records (after the hub acknowledged their deletion).
+
+        Returns:
+            How many rows were deleted.
+        """
+        keys = as_keys(bk_hashes)
+        if keys.is_empty():
+            return 0
+        with self._write() as conn:
+            if not self._pg:
+                return sqlite_state.delete(conn, entity, keys)
+            with self._pg_keys(conn, keys) as staged:
+                return pg_state.delete(conn, entity, staged)

@@ -1,0 +1,209 @@
+"""The state store's schema: six tables on one MetaData (SQLAlchemy Core).
+
+Alembic's initial revision creates exactly this; a test keeps the two equal.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+
+from syncflow_dagster.edges.state.types import BkHash, DataHash, UtcDateTime
+
+METRIC_NAMES: tuple[str, ...] = (
+    "fetched",
+    "normalized",
+    "normalize_failed",
+    "validated",
+    "validation_failed",
+    "mapped",
+    "map_failed",
+    "inserted",
+    "updated",
+    "deleted",
+    "unchanged",
+    "pending_children",
+    "resolved_children",
+    "ingested",
+    "ingest_failed",
+    "dead_lettered",
+    "duration_ms",
+)
+BATCH_MODES = ("full", "incremental", "retry")
+BATCH_STATUSES = ("running", "succeeded", "failed")
+FAILED_STATUSES = ("open", "retrying", "resolved", "abandoned")
+PENDING_STATUSES = ("waiting", "released", "expired")
+PROGRESS_STATUSES = ("pending", "running", "paused", "done")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# An auto-incrementing 64-bit id: BIGINT identity on PostgreSQL, INTEGER
+# PRIMARY KEY (the rowid, itself 64-bit) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+def _created_updated() -> list[Column[object]]:
+    return [
+        Column("created_at", UtcDateTime(), nullable=False, server_default=func.now()),
+        Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    ]
+
+
+sync_batches = Table(
+    "sync_batches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(100), nullable=False),
+    Column("partition_key", String(100)),
+    Column("run_id", String(100), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False, server_default="running"),
+    Column("started_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    Column("finished_at", UtcDateTime()),
+    Column("mapping_version", Integer()),
+    Column("watermark_from", BigInteger()),
+    Column("watermark_to", BigInteger()),
+    Column("error", Text()),
+    *(
+        Column(name, BigInteger(), nullable=False, server_default=text("0"))
+        for name in METRIC_NAMES
+    ),
+    _one_of("mode", BATCH_MODES),
+    _one_of("status", BATCH_STATUSES),
+    Index("ix_sync_batches_entity_id", "entity", "id"),
+    Index("ix_sync_batches_entity_status_watermark_to", "entity", "status", "watermark_to"),
+    Index("ix_sync_batches_run_id", "run_id"),
+)
+
+# The hot table (7M+ rows per entity). No foreign key on last_batch_id: a
+# per-row RI check would dominate the bulk upsert, and the batch id comes from
+# start_batch() in the same pipeline anyway. The primary key serves every
+# query (load by entity, join on keys, upsert conflict target).
+erp_sync_state = Table(
+    "erp_sync_state",
+    metadata,
+    Column("entity", String(100), nullable=False),
+    Column("bk_hash", BkHash(), nullable=False),
+    Column("data_hash", DataHash(), nullable=False),
+    Column("rowversion", BigInteger()),
+    Column("last_batch_id", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("entity", "bk_hash"),
+)
+
+failed_records = Table(
+    "failed_records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("batch_id", Id, ForeignKey("sync_batches.id"), nullable=False),
+    Column("entity", String(100), nullable=False),
+    Column("bk_hash", BkHash()),
+    Column("source_key", Text()),
+    Column("rowversion", BigInteger()),
+    Column("stage", String(32), nullable=False),
+    Column("code", String(100), nullable=False),
+    Column("detail", Text()),
+    Column("raw", Text()),
+    Column("normalized", Text()),
+    Column("mapped", Text()),
+    Column("attempts", Integer(), nullable=False, server_default=text("0")),
+    Column("next_retry_at", UtcDateTime()),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolution", Text()),
+    *_created_updated(),
+    _one_of("status", FAILED_STATUSES),
+    # due_failed: status = 'open' AND id > :after ORDER BY id (next_retry_at filtered on the way)
+    Index("ix_failed_records_status_id", "status", "id"),
+    # list_failed(entity, status)
+    Index("ix_failed_records_entity_status_id", "entity", "status", "id"),
+    Index("ix_failed_records_batch_id", "batch_id"),
+    Index("ix_failed_records_entity_bk_hash", "entity", "bk_hash"),
+)
+
+pending_children = Table(
+    "pending_children",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(100), nullable=False),
+    Column("bk_hash", BkHash(), nullable=False),
+    Column("batch_id", Id, ForeignKey("sync_batches.id"), nullable=False),
+    Column("rowversion", BigInteger()),
+    Column("payload", Text(), nullable=False),
+    Column("waiting_for", Text(), nullable=False),
+    Column("attempts", Integer(), nullable=False, server_default=text("0")),
+    Column("next_retry_at", UtcDateTime()),
+    Column("status", String(16), nullable=False, server_default="waiting"),
+    *_created_updated(),
+    Column("released_at", UtcDateTime()),
+    _one_of("status", PENDING_STATUSES),
+    # One waiting row per child; released/expired rows are history.
+    Index(
+        "uq_pending_children_waiting",
+        "entity",
+        "bk_hash",
+        unique=True,
+        postgresql_where=text("status = 'waiting'"),
+        sqlite_where=text("status = 'waiting'"),
+    ),
+    # due_pending: status = 'waiting' AND id > :after ORDER BY id
+    Index("ix_pending_children_status_id", "status", "id"),
+    Index("ix_pending_children_batch_id", "batch_id"),
+)
+
+background_sync_schedule = Table(
+    "background_sync_schedule",
+    metadata,
+    Column("entity", String(100), nullable=False),
+    Column("partition_key", String(100), nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("cursor", Text()),
+    Column("rows_done", BigInteger(), nullable=False, server_default=text("0")),
+    Column("rows_total", BigInteger()),
+    Column("window_start", UtcDateTime()),
+    Column("window_end", UtcDateTime()),
+    Column("nights_used", Integer(), nullable=False, server_default=text("0")),
+    Column("started_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    Column("finished_at", UtcDateTime()),
+    PrimaryKeyConstraint("entity", "partition_key"),
+    _one_of("status", PROGRESS_STATUSES),
+    Index("ix_background_sync_schedule_status", "status"),
+)
+
+field_mappings = Table(
+    "field_mappings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(100), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("config_hash", String(64), nullable=False),
+    Column("config", Text(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    UniqueConstraint("entity", "config_hash"),
+    UniqueConstraint("entity", "version"),
+)
