@@ -6,7 +6,11 @@ import sys
 from collections.abc import Sequence
 
 # module name in syncflow_dagster.commands -> one-line help
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "demo": "run the main job: emulators plus every entity synced through Dagster, twice",
+    "emulators": "serve the APISmith and ScheduleHub emulators in the foreground",
+    "db": "manage the state database (migrations)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,7 @@
 """Assemble the one Definitions object from the settings and the entity catalog."""
 
+from typing import Any
+
 import dagster as dg
 
 from syncflow_dagster.config.loader import load_catalog
@@ -14,7 +16,7 @@ from syncflow_dagster.orchestration.resources import (
 from syncflow_dagster.settings import Settings
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, Any]:
     """The resources every job uses, from the settings; secrets through EnvVar."""
     retry = {
         "max_retries": settings.max_retries,
@@ -22,6 +24,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "max_retry_delay_seconds": settings.max_retry_delay_seconds,
     }
     return {
+        # DataFrames pass between ops in memory: see docs/ORCHESTRATION.md for why.
+        "io_manager": dg.mem_io_manager,
         "apismith": ApiSmithResource(
             url=settings.apismith_url, token=dg.EnvVar("APISMITH_TOKEN"), **retry
         ),

@@ -4,7 +4,7 @@ the slice. If a step fails, the batch is marked failed before the error surfaces
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from enum import Enum
 
 import dagster as dg
 
@@ -20,7 +20,8 @@ from syncflow_dagster.pipeline.fetch import fetch_step
 from syncflow_dagster.pipeline.identity import identity_step
 from syncflow_dagster.pipeline.ingest import ingest_step
 from syncflow_dagster.pipeline.resolve import resolve_step
-from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.pipeline.retry import retry_pending as retry_pending_step
+from syncflow_dagster.pipeline.slice import Mode, SyncSlice
 from syncflow_dagster.pipeline.track import track_step
 from syncflow_dagster.pipeline.transform import (
     check_against_hub,
@@ -30,11 +31,20 @@ from syncflow_dagster.pipeline.transform import (
 )
 
 
+class RunMode(Enum):
+    """How a run reads the ERP: the entity's configured default, rows above the
+    watermark, or everything (hash-compare and delete detection)."""
+
+    configured = "configured"
+    incremental = "incremental"
+    full = "full"
+
+
 class FetchConfig(dg.Config):
     """Which entity a run syncs, and how."""
 
     entity: str
-    mode: Literal["incremental", "full"] | None = None
+    mode: RunMode = RunMode.configured
     max_rows: int | None = None
 
 
@@ -44,6 +54,8 @@ def failing_batch(store: StateStore, s: SyncSlice) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
+        if store.get_batch(s.batch_id)["status"] != "running":
+            raise
         store.finish_batch(
             s.batch_id, status="failed", metrics=s.metrics, watermark_from=s.since_rowversion,
             watermark_to=None, error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -75,7 +87,11 @@ def fetch(
     catalog = entities.catalog
     if config.entity not in catalog.entities:
         raise dg.Failure(f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})")
-    mode = config.mode or catalog[config.entity].sync.mode
+    mode: Mode = (
+        catalog[config.entity].sync.mode
+        if config.mode is RunMode.configured
+        else "full" if config.mode is RunMode.full else "incremental"
+    )
     s = fetch_step(
         catalog, config.entity, apismith.client, state.store, context.run_id, mode,
         partition_key=context.partition_key if context.has_partition_key else None,
@@ -203,3 +219,27 @@ def track(
     context.log.info(
         "%s batch %s: %s", s.entity, s.batch_id, ", ".join(f"{k}={v}" for k, v in metrics.items())
     )
+
+
+class RetryConfig(dg.Config):
+    """Which entity's waiting children (and refused deletes) to try again."""
+
+    entity: str
+
+
+@dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing), tags={"syncflow/stage": "retry"})
+def retry_pending(
+    context: dg.OpExecutionContext,
+    config: RetryConfig,
+    schedulehub: ScheduleHubResource,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
+) -> None:
+    """Send the entity's waiting children whose parents have arrived, and refused deletes again."""
+    catalog = entities.catalog
+    batch_size = min(catalog[config.entity].sync.batch_size or schedulehub.batch_size, 1000)
+    out = retry_pending_step(
+        catalog, config.entity, schedulehub.client, state.store, context.run_id, batch_size,
+        partition_key=context.partition_key if context.has_partition_key else None,
+    )
+    context.add_output_metadata({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})

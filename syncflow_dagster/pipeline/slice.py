@@ -10,7 +10,7 @@ from syncflow_dagster.stages.dead_letters import DEAD_LETTER_SCHEMA, empty_dead_
 from syncflow_dagster.stages.resolve import ResolvePlan
 from syncflow_dagster.stages.track import METRIC_NAMES
 
-Mode = Literal["incremental", "full"]
+Mode = Literal["incremental", "full", "retry"]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any
 import polars as pl
 
 from syncflow_dagster.config.models import EntityConfig, FieldConfig, TargetType
+from syncflow_dagster.stages.timezones import wall_clock_to_utc
 from syncflow_dagster.stages.failures import ROW, Check, empty_failures, shown, split_by_checks
 
 TARGET_DTYPES: dict[TargetType, pl.DataType] = {
@@ -97,9 +98,9 @@ def _convert(expr: pl.Expr, dtype: pl.DataType, target: TargetType, tz: str) -> 
         if isinstance(dtype, pl.Datetime):
             if dtype.time_zone:
                 return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-            return expr.dt.replace_time_zone(tz, ambiguous="earliest").dt.convert_time_zone("UTC")
+            return wall_clock_to_utc(expr, tz)
         if dtype == pl.Date:
-            return expr.cast(pl.Datetime("us")).dt.replace_time_zone(tz).dt.convert_time_zone("UTC")
+            return wall_clock_to_utc(expr.cast(pl.Datetime("us")), tz)
         if is_text:
             parsed = expr.str.strip_chars().str.to_datetime(time_zone="UTC", strict=False)
             return parsed.dt.cast_time_unit("us")

@@ -155,9 +155,12 @@ def resolve(
         pl.col("payload").str.json_path_match("$.data_hash").alias("data_hash"),
         pl.col("rowversion").cast(pl.Int64),
         pl.lit(None, dtype=pl.UInt32).alias("_row"),
-        pl.lit("upsert").alias(OP),
+        pl.col("payload").str.json_path_match("$.op").alias(OP),
         pl.col("payload").alias(LINE),
-        pl.lit(1, dtype=pl.Int8).alias(WAVE),
+        pl.when(pl.col("payload").str.json_path_match("$.op") == DELETE)
+        .then(pl.lit(0, dtype=pl.Int8))
+        .otherwise(pl.lit(1, dtype=pl.Int8))
+        .alias(WAVE),
         pl.lit(True).alias(RELEASED),
         "waiting_for",
     )

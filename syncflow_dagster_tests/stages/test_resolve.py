@@ -27,7 +27,7 @@ def _waiting() -> pl.DataFrame:
         {
             "bk_hash": ["old1", "old2", "c1"],
             "rowversion": [0, 0, 0],
-            "payload": ['{"data_hash":"p1"}', '{"data_hash":"p2"}', '{"data_hash":"px"}'],
+            "payload": ['{"op":"upsert","data_hash":"p1"}', '{"op":"upsert","data_hash":"p2"}', '{"op":"upsert","data_hash":"px"}'],
             "waiting_for": [
                 '[{"entity":"items","bk_hash":"i2"}]',
                 '[{"entity":"items","bk_hash":"i7"}]',
@@ -74,3 +74,20 @@ def test_entity_without_parents_sends_everything() -> None:
     empty_deletes = pl.DataFrame(schema={"bk_hash": pl.String, "rowversion": pl.Int64})
     plan = resolve(upserts, empty_deletes, empty_waiting, pl.Series([], dtype=pl.String), [], {})
     assert plan.send.height == 3 and plan.pending.height == 0 and plan.released == 0
+
+
+def test_waiting_delete_is_retried_first() -> None:
+    waiting = pl.DataFrame(
+        {
+            "bk_hash": ["p1"],
+            "rowversion": [4],
+            "payload": ['{"external_id":"p1","op":"delete"}'],
+            "waiting_for": ["[]"],
+        }
+    )
+    empty = _upserts().clear()
+    no_deletes = pl.DataFrame(schema={"bk_hash": pl.String, "rowversion": pl.Int64})
+    plan = resolve(empty, no_deletes, waiting, pl.Series([], dtype=pl.String), PARENTS,
+                   {"items": pl.Series([], dtype=pl.String), "centers": pl.Series([], dtype=pl.String)})
+    row = plan.send.row(0, named=True)
+    assert (row["bk_hash"], row["_op"], row[WAVE], row[RELEASED]) == ("p1", "delete", 0, True)

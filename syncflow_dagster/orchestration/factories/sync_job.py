@@ -34,10 +34,8 @@ def _chain(prefix: str | None, after: Sequence[Any] = ()) -> Any:
 
 
 def _job_settings() -> dict[str, Any]:
-    return {
-        "executor_def": dg.in_process_executor,
-        "resource_defs": {"io_manager": dg.mem_io_manager},
-    }
+    # The io_manager (in memory) comes with the other resources in Definitions.
+    return {"executor_def": dg.in_process_executor}
 
 
 def build_sync_job(
@@ -60,24 +58,44 @@ def build_sync_job(
     )
 
 
+def sync_all_run_config(catalog: EntityCatalog, mode: str | None = None) -> dict[str, Any]:
+    """Run config of ``sync_all_job``: every chain's entity (and a mode for all, if given)."""
+    fetch = {name: {"entity": name, **({"mode": mode} if mode else {})} for name in catalog.entities}
+    return {
+        "ops": {
+            **{f"{name}__fetch": {"config": cfg} for name, cfg in fetch.items()},
+            **{f"{name}__retry_pending": {"config": {"entity": name}} for name in catalog.entities},
+        }
+    }
+
+
 def build_sync_all_job(
     catalog: EntityCatalog, partitions: dg.PartitionsDefinition | None
 ) -> dg.JobDefinition:
-    """``sync_all_job``: every entity's chain, each starting after its parents' chains finished."""
-    description = "Sync every entity, parents before children."
+    """``sync_all_job``: every entity's chain, each after its parents' chains; then retries.
+
+    Upserts must reach the hub parents first, deletes children first. The chains
+    run parent-first, so a parent's delete that the hub refused while children
+    still named it waits in pending_children; once every chain is done, a retry
+    per entity, children first, sends those deletes (and any child whose parent
+    arrived later in the run) again.
+    """
+    description = "Sync every entity, parents before children; then retry what waited."
+    order = catalog.parent_first()
 
     @dg.graph(name="sync_all", description=description)
     def all_graph() -> None:
         done: dict[str, Any] = {}
-        for name in catalog.parent_first():
+        for name in order:
             done[name] = _chain(name, after=[done[p.entity] for p in catalog[name].parents])
+        last = list(done.values())
+        for name in reversed(order):
+            last = [ops.retry_pending.alias(f"{name}__retry_pending")(after=last)]
 
     return all_graph.to_job(
         name="sync_all_job",
         description=description,
-        config={
-            "ops": {f"{name}__fetch": {"config": {"entity": name}} for name in catalog.entities}
-        },
+        config=sync_all_run_config(catalog),
         partitions_def=partitions,
         tags={**RUN_TAGS, ENTITY_TAG: "all"},
         **_job_settings(),

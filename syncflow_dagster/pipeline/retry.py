@@ -1,0 +1,60 @@
+"""A retry batch: no fetch, only the children (and deletes) that waited in pending_children.
+
+Waiting children whose parents are at the hub now are sent; deletes the hub
+refused while children still named the record are tried again. Everything
+else keeps waiting. The batch is recorded like any other (mode ``retry``),
+with the same conservation check.
+"""
+
+import polars as pl
+
+from syncflow_dagster.config.loader import EntityCatalog
+from syncflow_dagster.edges.schedulehub import ScheduleHubClient
+from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.ingest import ingest_step
+from syncflow_dagster.pipeline.resolve import resolve_step
+from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.pipeline.track import track_step
+from syncflow_dagster.stages.failures import ROW
+from syncflow_dagster.stages.mapping import TARGET_DTYPES
+from syncflow_dagster.stages.resolve import parent_column
+
+
+def empty_mapped(catalog: EntityCatalog, entity: str) -> pl.DataFrame:
+    """A mapped, hashed frame of the entity with no records."""
+    cfg = catalog[entity]
+    schema: dict[str, pl.DataType] = {
+        ROW: pl.UInt32(),
+        "bk_hash": pl.String(),
+        "data_hash": pl.String(),
+        "rowversion": pl.Int64(),
+        **{parent_column(p.entity): pl.String() for p in cfg.parents},
+        **{f.name: TARGET_DTYPES[f.type] for f in cfg.target.fields},
+    }
+    return pl.DataFrame(schema=schema)
+
+
+def retry_pending(
+    catalog: EntityCatalog,
+    entity: str,
+    hub: ScheduleHubClient,
+    store: StateStore,
+    run_id: str,
+    batch_size: int,
+    partition_key: str | None = None,
+) -> SyncSlice:
+    """Send what waits and can go now; record the batch."""
+    cfg = catalog[entity]
+    version = store.register_mapping(entity, cfg.model_dump(mode="json", by_alias=True))
+    batch_id = store.start_batch(
+        entity=entity, run_id=run_id, mode="retry", partition_key=partition_key,
+        mapping_version=version,
+    )
+    raw = pl.DataFrame(schema={c: pl.String() for c in cfg.read_columns}).with_row_index(ROW)
+    s = SyncSlice(
+        entity=entity, batch_id=batch_id, mode="retry", source_columns={}, raw=raw,
+        frame=empty_mapped(catalog, entity),
+    )
+    s = resolve_step(s, catalog, store)
+    s = ingest_step(s, catalog, hub, store, batch_size)
+    return track_step(s, store, None)
