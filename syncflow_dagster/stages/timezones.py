@@ -12,11 +12,17 @@ from datetime import timedelta
 
 import polars as pl
 
-_GAP_PROBE = timedelta(hours=1)
+# Longer than any daylight-saving gap (30 min to 2 h), far shorter than the months
+# between two transitions.
+_GAP_PROBE = timedelta(hours=3)
 
 
 def wall_clock_to_utc(expr: pl.Expr, time_zone: str) -> pl.Expr:
-    """Naive ERP-local datetimes as UTC datetimes (never null for a non-null input)."""
+    """Naive ERP-local datetimes as UTC datetimes.
+
+    Null only for a null input, or inside a gap longer than three hours (a zone
+    that skipped a whole day, as Samoa did in 2011): callers treat that as unreadable.
+    """
     direct = expr.dt.replace_time_zone(time_zone, ambiguous="earliest", non_existent="null")
     # In a gap, step back over it, localize (the pre-gap offset), then step forward again.
     before_gap = (expr - _GAP_PROBE).dt.replace_time_zone(
