@@ -10,6 +10,7 @@ COMMANDS: dict[str, str] = {
     "demo": "run the main job: emulators plus every entity synced through Dagster, twice",
     "emulators": "serve the APISmith and ScheduleHub emulators in the foreground",
     "db": "manage the state database (migrations)",
+    "bench": "the 1M-row benchmark; writes docs/BENCHMARKS.md",
 }
 
 

@@ -8,7 +8,7 @@ it was, which the hub's idempotency makes safe (applied upserts answer
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,11 +154,14 @@ class ScheduleHubClient:
     def ingest_many(
         self,
         entity: str,
-        bodies: Sequence[tuple[bytes, int]],
+        batches: int,
+        make_body: Callable[[int], tuple[bytes, int]],
         on_outcome: Callable[[BatchOutcome], None],
     ) -> None:
-        """Send batches concurrently (up to ``workers`` in flight), reporting each outcome.
+        """Send ``batches`` batches concurrently (up to ``workers`` in flight).
 
+        ``make_body(i)`` gives batch ``i``'s body and record count when the batch
+        is about to go, so only the batches in flight are held in memory.
         ``on_outcome`` is called once per batch as its answer arrives, from one
         thread at a time. The first permanent failure stops further batches and is raised.
         """
@@ -168,8 +171,8 @@ class ScheduleHubClient:
         def send(index: int) -> None:
             if failed:
                 return
-            body, size = bodies[index]
             try:
+                body, size = make_body(index)
                 outcome = self.ingest_body(entity, body, size, index)
             except BaseException as exc:
                 failed.append(exc)
@@ -177,12 +180,12 @@ class ScheduleHubClient:
             with lock:
                 on_outcome(outcome)
 
-        if self.workers == 1 or len(bodies) == 1:
-            for i in range(len(bodies)):
+        if self.workers == 1 or batches == 1:
+            for i in range(batches):
                 send(i)
         else:
             with ThreadPoolExecutor(self.workers, thread_name_prefix=f"hub-{entity}") as pool:
-                list(pool.map(send, range(len(bodies))))
+                list(pool.map(send, range(batches)))
         if failed:
             raise failed[0]
 

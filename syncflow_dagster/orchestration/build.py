@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from syncflow_dagster.config.loader import load_catalog
+from syncflow_dagster.orchestration.io_managers import hand_off_io_manager
 from syncflow_dagster.orchestration.jobs import sync_jobs
 from syncflow_dagster.orchestration.partitions import nightly_partitions
 from syncflow_dagster.orchestration.resources import (
@@ -25,7 +26,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     }
     return {
         # DataFrames pass between ops in memory: see docs/ORCHESTRATION.md for why.
-        "io_manager": dg.mem_io_manager,
+        "io_manager": hand_off_io_manager,
         "apismith": ApiSmithResource(
             url=settings.apismith_url, token=dg.EnvVar("APISMITH_TOKEN"), **retry
         ),

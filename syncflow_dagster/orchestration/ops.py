@@ -94,10 +94,14 @@ def fetch(
     )
     s = fetch_step(
         catalog, config.entity, apismith.client, state.store, context.run_id, mode,
+        entities.erp_timezone,
         partition_key=context.partition_key if context.has_partition_key else None,
         max_rows=config.max_rows,
     )
-    _counts(context, s, "fetch", fetched=s.raw.height, truncated=int(s.truncated))
+    _counts(
+        context, s, "fetch", fetched=s.metrics["fetched"], settled=s.settled,
+        truncated=int(s.truncated),
+    )
     return s
 
 
@@ -143,9 +147,9 @@ def map_fields(
 def identity(
     context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
 ) -> SyncSlice:
-    """Compute BK_HASH and DATA_HASH of every record (and of the listed keys on full runs)."""
+    """Compute BK_HASH and DATA_HASH of every record, and its parents' BK_HASHes."""
     with failing_batch(state.store, s):
-        out = identity_step(s, entities.catalog, entities.erp_timezone)
+        out = identity_step(s, entities.catalog)
     _counts(context, out, "identity")
     return out
 
@@ -187,7 +191,9 @@ def ingest(
     """Send the changes to ScheduleHub; record state only for what it acknowledged."""
     batch_size = min(entities.catalog[s.entity].sync.batch_size or schedulehub.batch_size, 1000)
     with failing_batch(state.store, s):
-        out = ingest_step(s, entities.catalog, schedulehub.client, state.store, batch_size)
+        out = ingest_step(
+            s, entities.catalog, schedulehub.client, state.store, batch_size, entities.erp_timezone
+        )
     m = out.metrics
     _counts(
         context, out, "ingest", ingested=m["ingested"], inserted=m["inserted"],
@@ -210,7 +216,14 @@ def track(
             asset_key=dg.AssetKey(["schedulehub", s.entity]),
             partition=partition,
             description=f"batch {s.batch_id} of {s.entity}",
-            metadata={**metrics, "batch_id": s.batch_id, "mode": s.mode},
+            metadata={
+                **metrics,
+                "batch_id": s.batch_id,
+                "mode": s.mode,
+                "stage_seconds": dg.MetadataValue.json(
+                    {k: round(v, 4) for k, v in out.stage_seconds.items()}
+                ),
+            },
         )
     )
     context.add_output_metadata(
@@ -240,6 +253,7 @@ def retry_pending(
     batch_size = min(catalog[config.entity].sync.batch_size or schedulehub.batch_size, 1000)
     out = retry_pending_step(
         catalog, config.entity, schedulehub.client, state.store, context.run_id, batch_size,
+        entities.erp_timezone,
         partition_key=context.partition_key if context.has_partition_key else None,
     )
     context.add_output_metadata({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})

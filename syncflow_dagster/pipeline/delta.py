@@ -8,23 +8,26 @@ from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.delta import OP, UNCHANGED, classify, find_deletes
 
-# Below this share of the entity's state, look up only the fetched keys.
-SUBSET_LOOKUP_SHARE = 0.2
-
-
 def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
-    """Classify records as insert / update / unchanged, and find deletes on full runs."""
+    """Classify records as insert / update / unchanged, and find deletes on full runs.
+
+    The state comes from the fetch step (which loaded it once). Records that
+    turn out unchanged although they were not settled at fetch (a new
+    rowversion, or state from an older mapping) get their state row re-stamped,
+    so the next run settles them early.
+    """
     began = time.monotonic()
-    keys = s.frame.get_column("bk_hash")
-    full_compare = s.present_keys is not None or s.mode == "full"
-    if full_compare or keys.len() > SUBSET_LOOKUP_SHARE * max(store.count_state(s.entity), 1):
-        state = store.load_state(s.entity)
-    else:
-        state = store.load_state_for(s.entity, keys)
+    state = s.state if s.state is not None else store.load_state_for(s.entity, s.frame["bk_hash"])
     classified = classify(s.frame, state)
-    unchanged = classified.filter(pl.col(OP) == UNCHANGED).height
+    unchanged = classified.filter(pl.col(OP) == UNCHANGED)
+    restamp = unchanged.select("bk_hash", "data_hash", "rowversion").join(
+        state.select("bk_hash", pl.col("rowversion").alias("_state_rv")), on="bk_hash"
+    ).filter(pl.col("rowversion").ne_missing(pl.col("_state_rv")))
+    if restamp.height:
+        store.upsert_state(s.entity, restamp.drop("_state_rv"), s.batch_id)
+    fetched = s.fetched_keys if s.fetched_keys is not None else s.frame["bk_hash"]
     deletes = (
-        find_deletes(s.present_keys.get_column("bk_hash"), state, keys)
+        find_deletes(s.present_keys.get_column("bk_hash"), state, fetched)
         if s.present_keys is not None
         else None
     )
@@ -33,7 +36,8 @@ def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
         began,
         frame=classified.filter(pl.col(OP) != UNCHANGED),
         deletes=deletes,
-        fetched_keys=keys,
+        state=None,
+        fetched_keys=fetched,
         delete_candidates=0 if deletes is None else deletes.height,
-        metrics={"unchanged": unchanged},
+        metrics={"unchanged": s.metrics["unchanged"] + unchanged.height},
     )

@@ -6,10 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 
 from syncflow_dagster.config.loader import ConfigError, EntityCatalog
+from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.keys import key_hashes
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
+from syncflow_dagster.stages.delta import settled_rows
 from syncflow_dagster.stages.failures import ROW
+
+# Raise when a release changes how records are normalized or mapped: every
+# record is then mapped again instead of being taken as settled.
+PIPELINE_REVISION = 1
 
 
 def source_columns(catalog: EntityCatalog, entity: str, client: ApiSmithClient) -> dict[str, str]:
@@ -38,6 +45,14 @@ def start_window(store: StateStore, entity: str, mode: Mode, has_rowversion: boo
     return store.last_watermark(entity)
 
 
+def _stale_keys(store: StateStore, entity: str, version: int) -> pl.Series:
+    """Keys whose state was written under an earlier mapping version (never settled)."""
+    other = store.last_batch_of_other_mapping(entity, version)
+    if other is None:
+        return pl.Series("bk_hash", [], dtype=pl.String)
+    return store.keys_stamped_through(entity, other)
+
+
 def fetch_step(
     catalog: EntityCatalog,
     entity: str,
@@ -45,26 +60,60 @@ def fetch_step(
     store: StateStore,
     run_id: str,
     mode: Mode,
+    default_tz: str,
     partition_key: str | None = None,
     max_rows: int | None = None,
 ) -> SyncSlice:
-    """Open the batch and fetch the slice: records above the watermark, keys on full runs."""
+    """Open the batch and fetch the slice: records above the watermark (all on full runs).
+
+    Records the hub already has in this very version (same rowversion in the
+    state, same mapping) are settled here as unchanged and go no further; a
+    full run loads the entity's state while the records are on the wire.
+    """
     began = time.monotonic()
     cfg = catalog[entity]
     columns = source_columns(catalog, entity, client)
+    tz = cfg.source.timezone or default_tz
     if cfg.source.rowversion is None:
         mode = "full"
     since = start_window(store, entity, mode, cfg.source.rowversion is not None)
-    version = store.register_mapping(entity, cfg.model_dump(mode="json", by_alias=True))
+    version = store.register_mapping(entity, mapping_identity(cfg))
     batch_id = store.start_batch(
         entity=entity, run_id=run_id, mode=mode, partition_key=partition_key, mapping_version=version
     )
     limit = max_rows or cfg.sync.max_rows_per_run
-    with ThreadPoolExecutor(1, thread_name_prefix="apismith-keys") as pool:
-        keys = pool.submit(client.keys, cfg.source.entity, cfg.source.key) if mode == "full" else None
+    with ThreadPoolExecutor(1, thread_name_prefix="state") as pool:
+        whole_state = pool.submit(store.load_state, entity) if mode == "full" else None
         fetched = client.fetch(cfg.source.entity, cfg.read_columns, since_rowversion=since, max_rows=limit)
-        present = keys.result() if keys is not None else None
-    raw = fetched.frame.with_row_index(ROW)
+        raw = fetched.frame.with_row_index(ROW)
+        keys = key_hashes(raw, cfg, columns, tz)
+        state = (
+            whole_state.result()
+            if whole_state is not None
+            else store.load_state_for(entity, keys.get_column("bk_hash"))
+        )
+    present = None
+    if mode == "full":
+        # Deletes: keys in the state that the ERP no longer has. A full fetch that
+        # read to the end has seen every key already; one cut short by the row
+        # limit asks APISmith's key listing.
+        present = (
+            key_hashes(client.keys(cfg.source.entity, cfg.source.key), cfg, columns, tz)
+            if fetched.truncated
+            else keys
+        )
+    rowversion = cfg.source.rowversion
+    rowversions = (
+        raw.get_column(rowversion).str.strip_chars().cast(pl.Int64, strict=False)
+        if rowversion
+        else pl.Series([None] * raw.height, dtype=pl.Int64)
+    )
+    settled = (
+        settled_rows(keys, rowversions, state, _stale_keys(store, entity, version))
+        if rowversion
+        else pl.Series(ROW, [], dtype=pl.UInt32)
+    )
+    todo = raw.filter(~pl.col(ROW).is_in(settled.implode())) if settled.len() else raw
     return SyncSlice(
         entity=entity,
         batch_id=batch_id,
@@ -72,12 +121,20 @@ def fetch_step(
         source_columns=columns,
         since_rowversion=since,
         truncated=fetched.truncated,
-        raw=raw,
-        frame=raw,
-        present_keys=present,
-    ).advance("fetch", began, metrics={"fetched": raw.height})
+        top_rowversion=rowversions.max(),  # type: ignore[arg-type]
+        raw=todo,
+        frame=todo,
+        state=state,
+        present_keys=None if present is None else present.select("bk_hash"),
+        fetched_keys=keys.get_column("bk_hash"),
+        settled=settled.len(),
+    ).advance("fetch", began, metrics={"fetched": raw.height, "unchanged": settled.len()})
 
 
-def empty_raw(columns: list[str]) -> pl.DataFrame:
-    """A raw frame with no records (for tests and empty runs)."""
-    return pl.DataFrame(schema=dict.fromkeys(columns, pl.String())).with_row_index(ROW)
+def mapping_identity(cfg: EntityConfig) -> dict[str, object]:
+    """What decides how a record is mapped: the entity's configuration and the code's revision.
+
+    Registered as the batch's mapping version; state written under another
+    version is never taken as settled, so a change of either re-maps every record.
+    """
+    return {"pipeline_revision": PIPELINE_REVISION, **cfg.model_dump(mode="json", by_alias=True)}

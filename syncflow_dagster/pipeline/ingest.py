@@ -22,10 +22,12 @@ from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.schedulehub import BatchOutcome, Rejection, ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.pipeline.transform import column_specs, entity_timezone
 from syncflow_dagster.stages.dead_letters import dead_letters
 from syncflow_dagster.stages.delta import DELETE, OP
-from syncflow_dagster.stages.encode import LINE, batch_bodies
-from syncflow_dagster.stages.resolve import RELEASED, WAVE
+from syncflow_dagster.stages.encode import LINE, batch_body
+from syncflow_dagster.stages.normalize import normalize
+from syncflow_dagster.stages.resolve import RELEASED, WAVE, named_parents_json
 
 PENDING_CODES = frozenset({"missing_parent", "has_children"})
 FLUSH_ROWS = 100_000
@@ -146,23 +148,58 @@ def deliver(
     for wave in sorted(send.get_column(WAVE).unique().to_list()):
         rows = send.filter(pl.col(WAVE) == wave)
         n_batches = -(-rows.height // batch_size)
-        ids = [f"{batch_id}-{wave}-{i}" for i in range(n_batches)]
-        bodies = batch_bodies(rows.get_column(LINE), ids, batch_size)
-        sizes = [min(batch_size, rows.height - i * batch_size) for i in range(n_batches)]
+        lines = rows.get_column(LINE)
 
-        def on_outcome(outcome: BatchOutcome, rows: pl.DataFrame = rows) -> None:
+        def make_body(i: int, lines: pl.Series = lines, wave: int = wave) -> tuple[bytes, int]:
+            part = lines.slice(i * batch_size, batch_size)
+            return batch_body(part, f"{batch_id}-{wave}-{i}"), part.len()
+
+        wave_ops = rows.get_column(OP).unique().to_list()
+        single_op = str(wave_ops[0]) if len(wave_ops) == 1 else None
+
+        def on_outcome(
+            outcome: BatchOutcome, rows: pl.DataFrame = rows, single_op: str | None = single_op
+        ) -> None:
             part = rows.slice(outcome.index * batch_size, outcome.size)
             result.statuses.update(outcome.statuses)
             result.batches += 1
             result.resent += outcome.attempts - 1
             acked = _acknowledged(part, outcome.rejections)
-            for op, group in acked.group_by(OP):
-                writer.put(str(op[0]), group)
+            if single_op is not None:
+                writer.put(single_op, acked)
+            else:
+                for op in (DELETE, "upsert"):
+                    writer.put(op, acked.filter(pl.col(OP) == op))
             if outcome.rejections:
                 result.rejected.append(_rejected(part, outcome.rejections))
 
-        hub.ingest_many(hub_entity, list(zip(bodies, sizes, strict=True)), on_outcome)
+        hub.ingest_many(hub_entity, n_batches, make_body, on_outcome)
     return result
+
+
+def rejected_letters(
+    s: SyncSlice, catalog: EntityCatalog, fails: pl.DataFrame, default_tz: str
+) -> pl.DataFrame:
+    """Dead letters of fetched records the hub rejected, with all three forms.
+
+    The slice no longer carries the normalized frame (memory); the few rejected
+    records are normalized again from their raw form, and their mapped form is
+    the ``data`` they were sent with.
+    """
+    if fails.height == 0:
+        return dead_letters("ingest", fails, s.raw, (), None)
+    cfg = catalog[s.entity]
+    raw_rows = s.raw.join(fails.select("_row"), on="_row", how="semi")
+    renormalized = normalize(
+        raw_rows, column_specs(cfg, s.source_columns), entity_timezone(cfg, default_tz)
+    ).frame
+    sent = fails.select(
+        "_row", "bk_hash", pl.col(LINE).str.json_path_match("$.data").alias("mapped")
+    )
+    return dead_letters(
+        "ingest", fails.select("_row", "code", "detail"), s.raw, cfg.source.key,
+        cfg.source.rowversion, normalized=renormalized, mapped=sent,
+    )
 
 
 def ingest_step(
@@ -171,6 +208,7 @@ def ingest_step(
     hub: ScheduleHubClient,
     store: StateStore,
     batch_size: int,
+    default_tz: str,
 ) -> SyncSlice:
     """Deliver the plan; rejections become pending children or dead letters."""
     began = time.monotonic()
@@ -185,26 +223,27 @@ def ingest_step(
     )
     waits = rejected.filter(pl.col("code").is_in(list(PENDING_CODES)))
     fails = rejected.filter(~pl.col("code").is_in(list(PENDING_CODES)))
+    parents = [p.entity for p in cfg.parents]
     requeued = waits.select(
-        "bk_hash", "rowversion", pl.col(LINE).alias("payload"), "waiting_for", "_row"
+        "bk_hash",
+        "rowversion",
+        pl.col(LINE).alias("payload"),
+        pl.coalesce("waiting_for", named_parents_json(parents)).alias("waiting_for"),
+        "_row",
     )
     pending = pl.concat([s.pending, requeued]) if s.pending is not None else requeued
-    fetched_fails = fails.filter(pl.col("_row").is_not_null())
-    letters = dead_letters(
-        "ingest",
-        fetched_fails.select("_row", "code", "detail"),
-        s.raw,
-        cfg.source.key,
-        cfg.source.rowversion,
-        normalized=s.normalized,
-        mapped=s.frame.join(fetched_fails.select("_row", "bk_hash"), on=["_row", "bk_hash"], how="semi"),
-        fields=[f.name for f in cfg.target.fields],
+    dead = s.with_dead(
+        pl.concat(
+            [
+                rejected_letters(s, catalog, fails.filter(pl.col("_row").is_not_null()), default_tz),
+                fails.filter(pl.col(RELEASED)).select(
+                    "bk_hash", "rowversion", pl.lit("ingest").alias("stage"), "code", "detail",
+                    pl.col(LINE).str.json_path_match("$.data").alias("mapped"),
+                ),
+            ],
+            how="diagonal_relaxed",
+        )
     )
-    released_fails = fails.filter(pl.col(RELEASED)).select(
-        "bk_hash", "rowversion", pl.lit("ingest").alias("stage"), "code", "detail",
-        pl.col(LINE).str.json_path_match("$.data").alias("mapped"),
-    )
-    dead = s.with_dead(pl.concat([letters, released_fails], how="diagonal_relaxed"))
     acked = set(delivery.statuses) - {"rejected"}
     st = delivery.statuses
     released_ok = s.plan.send.filter(pl.col(RELEASED)).join(

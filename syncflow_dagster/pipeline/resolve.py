@@ -29,6 +29,7 @@ def resolve_step(s: SyncSlice, catalog: EntityCatalog, store: StateStore) -> Syn
     return s.advance(
         "resolve",
         began,
+        frame=s.frame.clear(),  # what goes on is in the plan; drop the mapped records
         plan=plan,
         pending=plan.pending,
         metrics={"pending_children": plan.pending.height, "resolved_children": plan.released},

@@ -11,6 +11,7 @@ import polars as pl
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.fetch import mapping_identity
 from syncflow_dagster.pipeline.ingest import ingest_step
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.slice import SyncSlice
@@ -41,11 +42,12 @@ def retry_pending(
     store: StateStore,
     run_id: str,
     batch_size: int,
+    default_tz: str,
     partition_key: str | None = None,
 ) -> SyncSlice:
     """Send what waits and can go now; record the batch."""
     cfg = catalog[entity]
-    version = store.register_mapping(entity, cfg.model_dump(mode="json", by_alias=True))
+    version = store.register_mapping(entity, mapping_identity(cfg))
     batch_id = store.start_batch(
         entity=entity, run_id=run_id, mode="retry", partition_key=partition_key,
         mapping_version=version,
@@ -56,5 +58,5 @@ def retry_pending(
         frame=empty_mapped(catalog, entity),
     )
     s = resolve_step(s, catalog, store)
-    s = ingest_step(s, catalog, hub, store, batch_size)
+    s = ingest_step(s, catalog, hub, store, batch_size, default_tz)
     return track_step(s, store, None)

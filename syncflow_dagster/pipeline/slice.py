@@ -27,8 +27,10 @@ class SyncSlice:
     source_columns: dict[str, str]
     since_rowversion: int | None = None
     truncated: bool = False
+    top_rowversion: int | None = None
+    settled: int = 0
+    state: pl.DataFrame | None = None
     raw: pl.DataFrame = field(default_factory=pl.DataFrame)
-    normalized: pl.DataFrame | None = None
     frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     dead: pl.DataFrame = field(default_factory=empty_dead_letters)
     present_keys: pl.DataFrame | None = None

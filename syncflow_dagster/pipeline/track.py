@@ -16,12 +16,8 @@ def watermark(s: SyncSlice, rowversion: str | None) -> int | None:
     limit (rows sharing the last rowversion may still be unread); the previous
     watermark when nothing was fetched.
     """
-    if rowversion is None or s.raw.height == 0:
-        return s.since_rowversion
-    top = s.raw.select(
-        pl.col(rowversion).str.strip_chars().cast(pl.Int64, strict=False).max()
-    ).item()
-    if top is None:
+    top = s.top_rowversion
+    if rowversion is None or top is None:
         return s.since_rowversion
     return int(top) - 1 if s.truncated else int(top)
 
@@ -45,7 +41,7 @@ def track_step(s: SyncSlice, store: StateStore, rowversion: str | None) -> SyncS
         store.add_pending(s.entity, s.batch_id, s.pending.drop("_row", strict=False))
     done = s.advance("track", began, metrics={"dead_lettered": s.dead.height})
     metrics = {**done.metrics, "duration_ms": int((time.monotonic() - s.started) * 1000)}
-    problems = conservation_problems(metrics, s.delete_candidates)
+    problems = conservation_problems(metrics, s.delete_candidates, s.settled)
     store.finish_batch(
         s.batch_id,
         status="failed" if problems else "succeeded",
@@ -54,5 +50,5 @@ def track_step(s: SyncSlice, store: StateStore, rowversion: str | None) -> SyncS
         watermark_to=None if problems else watermark(s, rowversion),
         error="; ".join(problems) or None,
     )
-    check_conservation(metrics, s.delete_candidates)
+    check_conservation(metrics, s.delete_candidates, s.settled)
     return s.advance("track", began, metrics=metrics)

@@ -36,7 +36,6 @@ def normalize_step(s: SyncSlice, catalog: EntityCatalog, default_tz: str) -> Syn
         "normalize",
         began,
         frame=result.frame,
-        normalized=result.frame,
         dead=s.with_dead(letters),
         metrics={"normalized": result.frame.height, "normalize_failed": result.failures.height},
     )
@@ -48,7 +47,7 @@ def validate_step(s: SyncSlice, catalog: EntityCatalog) -> SyncSlice:
     cfg = catalog[s.entity]
     good, failures = validate(s.frame, cfg)
     letters = dead_letters(
-        "validate", failures, s.raw, cfg.source.key, cfg.source.rowversion, normalized=s.normalized
+        "validate", failures, s.raw, cfg.source.key, cfg.source.rowversion, normalized=s.frame
     )
     return s.advance(
         "validate",
@@ -120,7 +119,7 @@ def map_step(
         s.raw,
         cfg.source.key,
         cfg.source.rowversion,
-        normalized=s.normalized,
+        normalized=s.frame,
         mapped=result.rejected,
         fields=[f.name for f in cfg.target.fields],
     )

@@ -54,7 +54,8 @@ def dead_letters(
         key: the business-key columns (their raw values become ``source_key``).
         rowversion: the rowversion column, if the entity has one.
         normalized: normalized records, when the failure came after normalization.
-        mapped: mapped records (with ``bk_hash`` when known), after mapping.
+        mapped: mapped records (with ``bk_hash`` when known), after mapping; or
+            ``_row`` with a ready ``mapped`` JSON column (what was sent).
         fields: the target fields of the mapped form.
     """
     if failures.height == 0:
@@ -79,9 +80,12 @@ def dead_letters(
         out = out.join(_json_of(rows, "normalized"), on=ROW, how="left")
     if mapped is not None:
         rows = mapped.join(ids.select(ROW), on=ROW, how="semi")
-        forms = rows.select(
-            pl.col(ROW), pl.struct(list(fields)).struct.json_encode().alias("mapped")
+        encoded = (
+            pl.col("mapped")
+            if "mapped" in rows.columns
+            else pl.struct(list(fields)).struct.json_encode().alias("mapped")
         )
+        forms = rows.select(pl.col(ROW), encoded)
         if "bk_hash" in rows.columns:
             forms = forms.with_columns(rows.get_column("bk_hash"))
         out = out.join(forms, on=ROW, how="left")

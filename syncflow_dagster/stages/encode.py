@@ -51,17 +51,7 @@ def delete_line() -> pl.Expr:
     return (pl.lit('{"external_id":"') + pl.col("bk_hash") + pl.lit('","op":"delete"}')).alias(LINE)
 
 
-def batch_bodies(lines: pl.Series, batch_ids: Sequence[str], size: int) -> list[bytes]:
-    """Join record lines into ingest request bodies of at most ``size`` records."""
-    n = lines.len()
-    frame = pl.DataFrame({LINE: lines}).with_columns(
-        (pl.int_range(pl.len(), dtype=pl.UInt32) // size).alias("_batch")
-    )
-    joined = frame.group_by("_batch", maintain_order=True).agg(pl.col(LINE).str.join(","))
-    bodies = joined.get_column(LINE).to_list()
-    if len(batch_ids) != len(bodies):
-        raise ValueError(f"{len(bodies)} batches of {n} records but {len(batch_ids)} batch ids")
-    return [
-        f'{{"batch_id":"{bid}","records":[{body}]}}'.encode()
-        for bid, body in zip(batch_ids, bodies, strict=True)
-    ]
+def batch_body(lines: pl.Series, batch_id: str) -> bytes:
+    """One ingest request body: the record lines wrapped with their batch id."""
+    records = lines.str.join(",").item() if lines.len() else ""
+    return f'{{"batch_id":"{batch_id}","records":[{records}]}}'.encode()

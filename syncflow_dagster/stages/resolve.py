@@ -97,6 +97,11 @@ def _refs(parents: Sequence[str], present: Mapping[str, pl.Series] | None) -> pl
     return pl.concat_list(refs).list.drop_nulls().cast(WAITING_FOR_DTYPE)
 
 
+def named_parents_json(parents: Sequence[str]) -> pl.Expr:
+    """Every parent a record names, as ``waiting_for`` JSON (from its parent columns)."""
+    return refs_json(_refs(parents, None))
+
+
 def refs_json(refs: pl.Expr) -> pl.Expr:
     """A list of parent refs as JSON text (the ``waiting_for`` column)."""
     return pl.concat_str(
@@ -127,13 +132,22 @@ def resolve(
         parents: the parent entity names of this entity.
         present: per parent entity, which of the looked-up BK_HASHes the hub has.
     """
-    with_missing = upserts.with_columns(_refs(parents, present).alias("_missing"))
-    blocked = pl.col("_missing").list.len() > 0
-    ready = with_missing.filter(~blocked)
-    held = with_missing.filter(blocked)
+    parent_cols = [parent_column(p) for p in parents]
+    blocked = pl.any_horizontal(
+        [
+            pl.col(parent_column(p)).is_not_null()
+            & ~pl.col(parent_column(p)).is_in(present[p].implode())
+            for p in parents
+        ]
+    ) if parents else pl.lit(False)
+    marked = upserts.with_columns(blocked.alias("_blocked"))
+    ready = marked.filter(~pl.col("_blocked"))
+    held = marked.filter(pl.col("_blocked")).with_columns(_refs(parents, present).alias("_missing"))
+    no_parents = [pl.lit(None, dtype=pl.String).alias(c) for c in parent_cols]
 
-    superseded = waiting.filter(pl.col("bk_hash").is_in(fetched.implode())).get_column("bk_hash")
-    still_waiting = waiting.filter(~pl.col("bk_hash").is_in(fetched.implode()))
+    # Probe the (large) fetched keys against the (small) waiting set, not the other way.
+    superseded = fetched.filter(fetched.is_in(waiting.get_column("bk_hash").implode())).unique()
+    still_waiting = waiting.filter(~pl.col("bk_hash").is_in(superseded.implode()))
     released_keys: pl.Series = pl.Series("bk_hash", [], dtype=pl.String)
     if still_waiting.height:
         refs = _waiting_refs(still_waiting)
@@ -163,6 +177,7 @@ def resolve(
         .alias(WAVE),
         pl.lit(True).alias(RELEASED),
         "waiting_for",
+        *no_parents,
     )
     send = pl.concat(
         [
@@ -176,6 +191,7 @@ def resolve(
                 pl.lit(0, dtype=pl.Int8).alias(WAVE),
                 pl.lit(False).alias(RELEASED),
                 pl.lit("[]").alias("waiting_for"),
+                *no_parents,
             ),
             ready.select(
                 "bk_hash",
@@ -186,7 +202,8 @@ def resolve(
                 LINE,
                 pl.lit(1, dtype=pl.Int8).alias(WAVE),
                 pl.lit(False).alias(RELEASED),
-                refs_json(_refs(parents, None)).alias("waiting_for"),
+                pl.lit(None, dtype=pl.String).alias("waiting_for"),
+                *parent_cols,
             ),
             released,
         ]

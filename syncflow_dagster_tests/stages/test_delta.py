@@ -25,3 +25,20 @@ def test_no_state_means_all_inserts_and_no_deletes() -> None:
     empty = pl.DataFrame(schema={"bk_hash": pl.String, "data_hash": pl.String, "rowversion": pl.Int64})
     assert classify(records, empty)[OP].to_list() == ["insert"]
     assert find_deletes(pl.Series(["a"]), empty, pl.Series([], dtype=pl.String)).height == 0
+
+
+def test_settled_rows_need_same_rowversion_current_mapping_and_a_single_copy() -> None:
+    from syncflow_dagster.stages.delta import settled_rows
+
+    keys = pl.DataFrame(
+        {"_row": [0, 1, 2, 3, 4, 5], "bk_hash": ["a", "b", "c", "d", "d", "e"]},
+        schema_overrides={"_row": pl.UInt32},
+    )
+    rowversions = pl.Series([10, 20, 30, 40, 41, None], dtype=pl.Int64)
+    state = pl.DataFrame(
+        {"bk_hash": ["a", "b", "c", "d", "e"], "data_hash": ["x"] * 5, "rowversion": [10, 19, 30, 41, None]}
+    )
+    stale = pl.Series(["c"])
+    # a: same version -> settled; b: newer in the ERP; c: mapped under an old mapping;
+    # d: fetched twice (the validate stage must see both); e: no rowversion to compare.
+    assert settled_rows(keys, rowversions, state, stale).to_list() == [0]

@@ -3,7 +3,7 @@ import datetime as dt
 import orjson
 import polars as pl
 
-from syncflow_dagster.stages.encode import LINE, batch_bodies, delete_line, upsert_line
+from syncflow_dagster.stages.encode import LINE, batch_body, delete_line, upsert_line
 
 
 def test_upsert_and_delete_lines_are_ingest_records() -> None:
@@ -37,10 +37,9 @@ def test_upsert_and_delete_lines_are_ingest_records() -> None:
     assert orjson.loads(deleted[1]) == {"external_id": "b" * 32, "op": "delete"}
 
 
-def test_batch_bodies_split_and_wrap() -> None:
-    lines = pl.Series([f'{{"external_id":"{i:032x}","op":"delete"}}' for i in range(5)])
-    bodies = batch_bodies(lines, ["x-0", "x-1", "x-2"], 2)
-    docs = [orjson.loads(b) for b in bodies]
-    assert [d["batch_id"] for d in docs] == ["x-0", "x-1", "x-2"]
-    assert [len(d["records"]) for d in docs] == [2, 2, 1]
-    assert docs[2]["records"][0]["external_id"] == f"{4:032x}"
+def test_batch_body_wraps_lines() -> None:
+    lines = pl.Series([f'{{"external_id":"{i:032x}","op":"delete"}}' for i in range(3)])
+    doc = orjson.loads(batch_body(lines, "b-7"))
+    assert doc["batch_id"] == "b-7"
+    assert [r["external_id"] for r in doc["records"]] == [f"{i:032x}" for i in range(3)]
+    assert orjson.loads(batch_body(lines.clear(), "b-8")) == {"batch_id": "b-8", "records": []}

@@ -150,6 +150,19 @@ class BatchOps(StoreBase):
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
+    def last_batch_of_other_mapping(self, entity: str, mapping_version: int) -> int | None:
+        """The latest batch of ``entity`` that ran under another mapping version, if any.
+
+        State rows written by it (or earlier) were mapped differently from now.
+        """
+        stmt = select(func.max(sync_batches.c.id)).where(
+            sync_batches.c.entity == entity,
+            sync_batches.c.mapping_version.is_distinct_from(mapping_version),
+        )
+        with self._read() as conn:
+            value = conn.execute(stmt).scalar_one()
+        return None if value is None else int(value)
+
     def last_watermark(self, entity: str) -> int | None:
         """The highest rowversion watermark settled by a succeeded batch of ``entity``."""
         stmt = select(func.max(sync_batches.c.watermark_to)).where(

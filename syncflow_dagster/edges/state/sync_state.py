@@ -50,6 +50,15 @@ class SyncStateOps(StoreBase):
         """The subset of ``bk_hashes`` that has state for ``entity``."""
         return self.load_state_for(entity, bk_hashes)["bk_hash"]
 
+    def keys_stamped_through(self, entity: str, batch_id: int) -> pl.Series:
+        """BK_HASHes whose state was last written by batch ``batch_id`` or an earlier one."""
+        stmt = select(erp_sync_state.c.bk_hash).where(
+            erp_sync_state.c.entity == entity, erp_sync_state.c.last_batch_id <= batch_id
+        )
+        with self._read() as conn:
+            keys = [row[0] for row in conn.execute(stmt)]
+        return pl.Series("bk_hash", keys, dtype=pl.String)
+
     def count_state(self, entity: str) -> int:
         """How many records of ``entity`` have state."""
         stmt = select(func.count()).where(erp_sync_state.c.entity == entity)

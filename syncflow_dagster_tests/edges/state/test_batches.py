@@ -90,3 +90,14 @@ def test_recent_batches_and_last_watermark(store: StateStore) -> None:
     recent = store.recent_batches("items", limit=3)
     assert [b["run_id"] for b in recent] == ["run-running", "run-3", "run-2"]
     assert len(store.recent_batches(limit=100)) == 6
+
+
+def test_last_batch_of_other_mapping(store: StateStore) -> None:
+    first = store.start_batch("items", "r1", "full", mapping_version=1)
+    second = store.start_batch("items", "r2", "incremental", mapping_version=2)
+    store.start_batch("items", "r3", "incremental", mapping_version=2)
+    store.start_batch("work_orders", "r4", "full", mapping_version=5)
+    assert store.last_batch_of_other_mapping("items", 2) == first
+    assert store.last_batch_of_other_mapping("items", 1) == second + 1
+    assert store.last_batch_of_other_mapping("work_orders", 5) is None
+    assert store.last_batch_of_other_mapping("nothing", 1) is None

@@ -169,3 +169,14 @@ def test_bulk_copy_paths_are_exact(pg_store: StateStore) -> None:
         _sorted(got), _sorted(expected.filter(pl.col("bk_hash").is_in(keys.implode())))
     )
     assert_series_equal(pg_store.load_keys("items").sort(), expected["bk_hash"].sort())
+
+
+def test_keys_stamped_through_a_batch(store: StateStore) -> None:
+    old, new = state_rows(5), state_rows(3, offset=100)
+    store.upsert_state("items", old, 7)
+    store.upsert_state("items", new, 9)
+    store.upsert_state("items", old.head(2), 11)  # re-stamped by a later batch
+    stamped = store.keys_stamped_through("items", 8).sort()
+    assert stamped.to_list() == sorted(old["bk_hash"].to_list()[2:])
+    assert store.keys_stamped_through("items", 6).is_empty()
+    assert store.keys_stamped_through("other", 100).is_empty()

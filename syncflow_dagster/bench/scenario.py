@@ -1,0 +1,73 @@
+"""One benchmark scenario: one real Dagster run of a sync job, in a process of its own.
+
+    python -m syncflow_dagster.bench.scenario --job sync_work_orders_job --mode full \\
+        --partition 2026-11-25 --out result.json
+
+Settings come from the environment (APISMITH_URL, SCHEDULEHUB_URL, DATABASE_URL,
+the tokens, DAGSTER_HOME), as for any run. The clock covers ``execute_in_process``
+only (the run, its ops, its IO manager and its event writes), not the imports;
+the peak RSS is the whole process's.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from syncflow_dagster.orchestration.build import build_definitions
+from syncflow_dagster.settings import load_settings
+
+
+def _track_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.step_materialization_data.materialization  # type: ignore[union-attr]
+            return {k: v.value for k, v in mat.metadata.items()}
+    return {}
+
+
+def run_scenario(job: str, mode: str, partition: str) -> dict[str, Any]:
+    """Run the job once; its wall time, stage times, batch metrics and peak RSS."""
+    defs = build_definitions(load_settings())
+    job_def = defs.get_job_def(job)
+    config = {"ops": {"fetch": {"config": {"entity": job.removeprefix("sync_").removesuffix("_job"),
+                                           "mode": mode}}}}
+    instance = dg.DagsterInstance.get()
+    started = time.perf_counter()
+    result = job_def.execute_in_process(
+        run_config=config, instance=instance, partition_key=partition, raise_on_error=False
+    )
+    seconds = time.perf_counter() - started
+    meta = _track_metadata(result)
+    return {
+        "job": job,
+        "mode": mode,
+        "success": result.success,
+        "run_id": result.run_id,
+        "seconds": seconds,
+        "stage_seconds": meta.pop("stage_seconds", {}),
+        "metrics": {k: v for k, v in meta.items() if isinstance(v, int)},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one scenario and write its figures as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m syncflow_dagster.bench.scenario")
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--mode", choices=["incremental", "full"], required=True)
+    parser.add_argument("--partition", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    figures = run_scenario(args.job, args.mode, args.partition)
+    args.out.write_text(json.dumps(figures, indent=2))
+    return 0 if figures["success"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
