@@ -9,6 +9,7 @@ from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,17 +71,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_relations(self) -> "Settings":
         if self.max_retry_delay_seconds < self.retry_delay_seconds:
-            raise ValueError(
-                "MAX_RETRY_DELAY_SECONDS must not be below RETRY_DELAY_SECONDS"
-            )
+            raise ValueError("MAX_RETRY_DELAY_SECONDS must not be below RETRY_DELAY_SECONDS")
         if self.max_batch_size < self.default_batch_size:
             raise ValueError("MAX_BATCH_SIZE must not be below DEFAULT_BATCH_SIZE")
         try:
-            from zoneinfo import ZoneInfo
-
             ZoneInfo(self.erp_timezone)
-        except Exception as exc:  # noqa: BLE001 - any failure means an unusable zone
-            raise ValueError(f"ERP_TIMEZONE {self.erp_timezone!r} is not a known time zone") from exc
+        except Exception as exc:
+            raise ValueError(
+                f"ERP_TIMEZONE {self.erp_timezone!r} is not a known time zone"
+            ) from exc
         return self
 
     @property

@@ -112,10 +112,23 @@ def _environment(**values: str) -> Iterator[dict[str, str]]:
     yield {**os.environ, **values}
 
 
-def _run_child(env: dict[str, str], mode: str, partition: str, out: Path, job: str = JOB) -> dict[str, Any]:
-    command = [sys.executable, "-m", "syncflow_dagster.bench.scenario", "--job", job,
-               "--mode", mode, "--partition", partition, "--out", str(out)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+def _run_child(
+    env: dict[str, str], mode: str, partition: str, out: Path, job: str = JOB
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "syncflow_dagster.bench.scenario",
+        "--job",
+        job,
+        "--mode",
+        mode,
+        "--partition",
+        partition,
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if not out.exists():
         raise RuntimeError(f"scenario {job} {mode} crashed:\n{done.stderr[-4000:]}")
     figures = dict(json.loads(out.read_text()))
@@ -141,7 +154,9 @@ def run_benchmark(rows: int, log: Any = print) -> list[ScenarioResult]:
     settings = load_settings()
     catalog = load_catalog(ENTITIES_DIR)
     tz = settings.erp_timezone
-    partition = nightly_partitions(tz, settings.background_sync_window_start).get_last_partition_key()
+    partition = nightly_partitions(
+        tz, settings.background_sync_window_start
+    ).get_last_partition_key()
     assert partition is not None
     spec = DatasetSpec(work_orders=rows, operations_per_order=0, erp_timezone=tz)
     tokens = {"APISMITH_TOKEN": "bench-apismith", "SCHEDULEHUB_TOKEN": "bench-schedulehub"}
@@ -164,13 +179,20 @@ def run_benchmark(rows: int, log: Any = print) -> list[ScenarioResult]:
             for c in catalog
         }
         with _environment(
-            **tokens, APISMITH_URL=api.url, SCHEDULEHUB_URL=hub_proc.url, DATABASE_URL=db_url,
-            DAGSTER_HOME=str(home), DATA_DIR=tmp,
+            **tokens,
+            APISMITH_URL=api.url,
+            SCHEDULEHUB_URL=hub_proc.url,
+            DATABASE_URL=db_url,
+            DAGSTER_HOME=str(home),
+            DATA_DIR=tmp,
         ) as env:
             setup = _run_child(env, "full", partition, Path(tmp) / "items.json", "sync_items_job")
             if not setup["success"]:
                 raise RuntimeError(f"setup: the items run failed: {setup.get('error')}")
-            log(f"setup: items synced in {setup['seconds']:.2f}s ({setup['metrics'].get('inserted', 0):,} inserted)")
+            log(
+                f"setup: items synced in {setup['seconds']:.2f}s "
+                f"({setup['metrics'].get('inserted', 0):,} inserted)"
+            )
             for key in ("a", "b", "c", "d"):
                 if key == "c":
                     changed = _mutate(api.url, tokens["APISMITH_TOKEN"], "update", rows // 100, 101)
@@ -209,10 +231,22 @@ def format_result(r: ScenarioResult) -> str:
     stages = ", ".join(f"{k} {v:.2f}" for k, v in r.stage_seconds.items())
     lines = [
         f"({r.key}) {r.title}: {r.seconds:.2f} s ({goal}), {r.rows_per_second:,.0f} rows/s, "
-        f"peak RSS {r.peak_rss_mb:,.0f} MB (< {RSS_TARGET_MB:,.0f}), exact: {'yes' if r.exact else 'NO'} -> {verdict}",
+        f"peak RSS {r.peak_rss_mb:,.0f} MB (< {RSS_TARGET_MB:,.0f}), "
+        f"exact: {'yes' if r.exact else 'NO'} -> {verdict}",
         f"    stages (s): {stages}",
-        "    " + ", ".join(f"{k} {r.metrics.get(k, 0):,}" for k in
-                           ("fetched", "inserted", "updated", "deleted", "unchanged", "dead_lettered", "pending_children")),
+        "    "
+        + ", ".join(
+            f"{k} {r.metrics.get(k, 0):,}"
+            for k in (
+                "fetched",
+                "inserted",
+                "updated",
+                "deleted",
+                "unchanged",
+                "dead_lettered",
+                "pending_children",
+            )
+        ),
     ]
     lines += [f"    problem: {p}" for p in r.problems]
     return "\n".join(lines)
@@ -257,11 +291,19 @@ def results_table(doc: dict[str, Any]) -> str:
             f"{s['peak_rss_mb']:,.0f} MB | {'yes' if s['exact'] else 'no'} | "
             f"{'PASS' if s['passed'] else 'FAIL'} |"
         )
-    lines += ["", "Time per stage (seconds, inside the run):", "",
-              "| scenario | " + " | ".join(doc["scenarios"][0]["stage_seconds"]) + " |",
-              "|---|" + "---|" * len(doc["scenarios"][0]["stage_seconds"])]
+    lines += [
+        "",
+        "Time per stage (seconds, inside the run):",
+        "",
+        "| scenario | " + " | ".join(doc["scenarios"][0]["stage_seconds"]) + " |",
+        "|---|" + "---|" * len(doc["scenarios"][0]["stage_seconds"]),
+    ]
     for s in doc["scenarios"]:
-        lines.append(f"| ({s['key']}) | " + " | ".join(f"{v:.2f}" for v in s["stage_seconds"].values()) + " |")
+        lines.append(
+            f"| ({s['key']}) | "
+            + " | ".join(f"{v:.2f}" for v in s["stage_seconds"].values())
+            + " |"
+        )
     lines.append(END)
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""One benchmark scenario: one real Dagster run of a sync job, in a process of its own.
+r"""One benchmark scenario: one real Dagster run of a sync job, in a process of its own.
 
     python -m syncflow_dagster.bench.scenario --job sync_work_orders_job --mode full \\
         --partition 2026-11-25 --out result.json
@@ -26,7 +26,7 @@ from syncflow_dagster.settings import load_settings
 def _track_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
-            mat = event.step_materialization_data.materialization  # type: ignore[union-attr]
+            mat = event.step_materialization_data.materialization
             return {k: v.value for k, v in mat.metadata.items()}
     return {}
 
@@ -35,8 +35,13 @@ def run_scenario(job: str, mode: str, partition: str) -> dict[str, Any]:
     """Run the job once; its wall time, stage times, batch metrics and peak RSS."""
     defs = build_definitions(load_settings())
     job_def = defs.get_job_def(job)
-    config = {"ops": {"fetch": {"config": {"entity": job.removeprefix("sync_").removesuffix("_job"),
-                                           "mode": mode}}}}
+    config = {
+        "ops": {
+            "fetch": {
+                "config": {"entity": job.removeprefix("sync_").removesuffix("_job"), "mode": mode}
+            }
+        }
+    }
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
     result = job_def.execute_in_process(

@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_docs:
         update_docs(doc, PROJECT_DIR / "docs" / "BENCHMARKS.md")
     verdict = all(r.passed for r in results)
-    print(f"\n{'PASS' if verdict else 'FAIL'}: {sum(r.passed for r in results)} of {len(results)} "
-          f"scenarios passed ({time.monotonic() - started:.0f}s in all); results in {args.out}")
+    print(
+        f"\n{'PASS' if verdict else 'FAIL'}: {sum(r.passed for r in results)} of {len(results)} "
+        f"scenarios passed ({time.monotonic() - started:.0f}s in all); results in {args.out}"
+    )
     return 0 if verdict else 1

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from syncflow_dagster.config.loader import load_catalog
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.emulators.apismith import DatasetSpec, ErpDataset
@@ -53,14 +54,20 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
 
 @contextmanager
 def _emulators(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
-    spec = DatasetSpec(seed=args.seed, work_orders=args.rows, bad_fraction=args.bad_fraction,
-                       erp_timezone=settings.erp_timezone)
+    spec = DatasetSpec(
+        seed=args.seed,
+        work_orders=args.rows,
+        bad_fraction=args.bad_fraction,
+        erp_timezone=settings.erp_timezone,
+    )
     hub_db = settings.data_dir / "schedulehub.db"
     for path in (hub_db, Path(f"{hub_db}-wal"), Path(f"{hub_db}-shm")):
         path.unlink(missing_ok=True)
     with (
         running_apismith(spec, token=settings.apismith_token.get_secret_value()) as api,
-        running_schedulehub(db_path=hub_db, token=settings.schedulehub_token.get_secret_value()) as hub,
+        running_schedulehub(
+            db_path=hub_db, token=settings.schedulehub_token.get_secret_value()
+        ) as hub,
     ):
         yield api, hub
 
@@ -75,7 +82,9 @@ def _fresh_state(settings: Settings) -> StateStore:
     return store
 
 
-def _round_metrics(store: StateStore, entities: list[str], since_id: int) -> dict[str, dict[str, int]]:
+def _round_metrics(
+    store: StateStore, entities: list[str], since_id: int
+) -> dict[str, dict[str, int]]:
     """Per entity, the metrics of the round's batches added up (a sync batch plus retries)."""
     out: dict[str, dict[str, int]] = {}
     for entity in entities:
@@ -101,7 +110,9 @@ def _print_tables(rounds: list[tuple[str, dict[str, dict[str, int]]]], entities:
 def _change_the_erp(dataset: ErpDataset) -> list[str]:
     """Updates, inserts, deletes, and a child inserted before its parent."""
     notes = []
-    updated = dataset.update("work_orders", max(dataset.ground_truth("work_orders").height // 50, 1), seed=11)
+    updated = dataset.update(
+        "work_orders", max(dataset.ground_truth("work_orders").height // 50, 1), seed=11
+    )
     notes.append(f"updated {len(updated)} work orders")
     notes.append(f"updated {len(dataset.update('items', 10, seed=12))} items")
     notes.append(f"inserted {len(dataset.insert('items', 5, seed=13))} items")
@@ -114,9 +125,13 @@ def _change_the_erp(dataset: ErpDataset) -> list[str]:
     dataset.delete_keys("work_order_operations", ops.select("WO_NO", "OP_SEQ").rows())
     dataset.delete_keys("work_orders", gone_keys)
     notes.append(f"deleted {len(gone_keys)} work orders with their {ops.height} operations")
-    notes.append(f"deleted {len(dataset.delete('work_order_operations', 20, seed=15))} more operations")
+    notes.append(
+        f"deleted {len(dataset.delete('work_order_operations', 20, seed=15))} more operations"
+    )
     dataset.insert_rows("work_orders", [{"WO_NO": "WO-DEMO0001", "ITEM_NO": "ITM-DEMO01"}])
-    notes.append("inserted work order WO-DEMO0001 for item ITM-DEMO01, which the ERP has not got yet")
+    notes.append(
+        "inserted work order WO-DEMO0001 for item ITM-DEMO01, which the ERP has not got yet"
+    )
     return notes
 
 
@@ -132,10 +147,12 @@ def run(args: argparse.Namespace) -> int:
     with _emulators(base, args) as (api, hub_server):
         settings = load_settings(apismith_url=api.url, schedulehub_url=hub_server.url)
         print(f"APISmith emulator at {api.url}, ScheduleHub emulator at {hub_server.url}")
-        print(f"state: {settings.state_db_url.render_as_string(hide_password=True)}; "
-              f"Dagster instance: {os.environ['DAGSTER_HOME']}")
+        print(
+            f"state: {settings.state_db_url.render_as_string(hide_password=True)}; "
+            f"Dagster instance: {os.environ['DAGSTER_HOME']}"
+        )
         defs = build_definitions(settings)
-        catalog = defs.resources["entities"].catalog  # type: ignore[union-attr]
+        catalog = load_catalog(settings.entities_dir)
         partitions = defs.get_job_def("sync_all_job").partitions_def
         assert partitions is not None
         partition = partitions.get_last_partition_key()
@@ -148,32 +165,52 @@ def run(args: argparse.Namespace) -> int:
         rounds: list[tuple[str, dict[str, dict[str, int]]]] = []
 
         def sync(
-            title: str, jobs: list[str], tags: dict[str, str], run_config: dict[str, Any] | None = None
+            title: str,
+            jobs: list[str],
+            tags: dict[str, str],
+            run_config: dict[str, Any] | None = None,
         ) -> None:
-            mark = max((b["id"] for e in entities for b in store.recent_batches(e, limit=1)), default=0)
+            mark = max(
+                (b["id"] for e in entities for b in store.recent_batches(e, limit=1)), default=0
+            )
             started = time.monotonic()
             for name in jobs:
                 result = defs.get_job_def(name).execute_in_process(
-                    run_config=run_config, instance=instance, partition_key=partition, tags=tags,
+                    run_config=run_config,
+                    instance=instance,
+                    partition_key=partition,
+                    tags=tags,
                     raise_on_error=False,
                 )
                 if not result.success:
                     failures.append(f"{title}: run of {name} failed ({result.run_id})")
-            print(f"\n== {title}: {len(jobs)} Dagster run(s), partition {partition}, "
-                  f"{time.monotonic() - started:.1f}s")
+            print(
+                f"\n== {title}: {len(jobs)} Dagster run(s), partition {partition}, "
+                f"{time.monotonic() - started:.1f}s"
+            )
             rounds.append((title, _round_metrics(store, entities, mark)))
-            check = reconcile(hub, catalog, expected_records(api.dataset, catalog, settings.erp_timezone, required))
+            check = reconcile(
+                hub,
+                catalog,
+                expected_records(api.dataset, catalog, settings.erp_timezone, required),
+            )
             for entity, (have, want) in check.counts.items():
                 print(f"   {entity:<24} hub holds {have:>7,}   ERP says {want:>7,}")
-            print("   reconciled" if check.ok else "   NOT reconciled: " + "; ".join(check.problems))
+            print(
+                "   reconciled" if check.ok else "   NOT reconciled: " + "; ".join(check.problems)
+            )
             failures.extend(f"{title}: {p}" for p in check.problems)
 
         sync("round 1", [sync_job_name(e) for e in entities], {"syncflow/demo": "initial load"})
         notes = _change_the_erp(api.dataset)
         print("\nERP changes: " + "; ".join(notes))
         # A full pass: deletes are found by comparing APISmith's key listing with the state.
-        sync("round 2", ["sync_all_job"], {"syncflow/demo": "after changes"},
-             sync_all_run_config(catalog, mode="full"))
+        sync(
+            "round 2",
+            ["sync_all_job"],
+            {"syncflow/demo": "after changes"},
+            sync_all_run_config(catalog, mode="full"),
+        )
         api.dataset.insert_rows("items", [{"ITEM_NO": "ITM-DEMO01"}])
         print("\nERP changes: inserted item ITM-DEMO01, the parent WO-DEMO0001 waited for")
         sync("round 3", ["sync_all_job"], {"syncflow/demo": "parent arrives"})
@@ -183,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         print("DEMO FAILED:\n  " + "\n  ".join(failures))
         return 1
-    print("Every round reconciled. See the runs in the Dagster UI: make ui  "
-          "(dagster dev -w workspace.yaml, then http://127.0.0.1:3000)")
+    print(
+        "Every round reconciled. See the runs in the Dagster UI: make ui  "
+        "(dagster dev -w workspace.yaml, then http://127.0.0.1:3000)"
+    )
     return 0

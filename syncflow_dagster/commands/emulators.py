@@ -36,18 +36,41 @@ def run(args: argparse.Namespace) -> int:
     }
     py = [sys.executable, "-m"]
     commands = [
-        [*py, "syncflow_dagster.emulators.apismith", "--port", str(args.apismith_port),
-         "--rows", str(args.rows), "--seed", str(args.seed),
-         "--operations-per-order", str(args.operations_per_order),
-         "--bad-fraction", str(args.bad_fraction), "--erp-timezone", settings.erp_timezone,
-         "--faults", args.faults],
-        [*py, "syncflow_dagster.emulators.schedulehub", "--port", str(args.schedulehub_port),
-         "--db", hub_db, "--schemas", str(SCHEDULEHUB_SCHEMAS),
-         *(["--faults", args.faults] if args.faults else [])],
+        [
+            *py,
+            "syncflow_dagster.emulators.apismith",
+            "--port",
+            str(args.apismith_port),
+            "--rows",
+            str(args.rows),
+            "--seed",
+            str(args.seed),
+            "--operations-per-order",
+            str(args.operations_per_order),
+            "--bad-fraction",
+            str(args.bad_fraction),
+            "--erp-timezone",
+            settings.erp_timezone,
+            "--faults",
+            args.faults,
+        ],
+        [
+            *py,
+            "syncflow_dagster.emulators.schedulehub",
+            "--port",
+            str(args.schedulehub_port),
+            "--db",
+            hub_db,
+            "--schemas",
+            str(SCHEDULEHUB_SCHEMAS),
+            *(["--faults", args.faults] if args.faults else []),
+        ],
     ]
     processes = [subprocess.Popen(cmd, env=env) for cmd in commands]
-    print("tokens: APISMITH_TOKEN / SCHEDULEHUB_TOKEN from the settings (.env); Ctrl-C stops both",
-          flush=True)
+    print(
+        "tokens: APISMITH_TOKEN / SCHEDULEHUB_TOKEN from the settings (.env); Ctrl-C stops both",
+        flush=True,
+    )
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)

@@ -107,7 +107,8 @@ class EntityCatalog:
                 loc = f"parents[{parent.entity}]"
                 if parent.entity not in self.entities:
                     raise ConfigError(
-                        f"{self.where(name, loc)}: parent entity '{parent.entity}' is not configured"
+                        f"{self.where(name, loc)}: parent entity '{parent.entity}' "
+                        "is not configured"
                     )
                 parent_key = self.entities[parent.entity].source.key
                 if len(parent.columns) != len(parent_key):

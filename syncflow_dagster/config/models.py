@@ -8,8 +8,11 @@ entity and the field. ``docs/CONFIGURATION.md`` documents the format.
 
 import re
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from syncflow_dagster.stages.normalize.oracle_types import parse_oracle_type
 
 TargetType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 Transform = Literal["trim", "upper", "lower"]
@@ -43,8 +46,6 @@ class SourceConfig(_Model):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         if value is not None:
-            from zoneinfo import ZoneInfo
-
             try:
                 ZoneInfo(value)
             except Exception as exc:
@@ -55,8 +56,6 @@ class SourceConfig(_Model):
     @classmethod
     def _types_parse(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         if value is not None:
-            from syncflow_dagster.stages.normalize.oracle_types import parse_oracle_type
-
             for column, type_text in value.items():
                 try:
                     parse_oracle_type(type_text)
@@ -101,9 +100,7 @@ class FieldConfig(_Model):
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         given = [
-            name
-            for name, v in (("from", self.from_), ("concat", self.concat))
-            if v is not None
+            name for name, v in (("from", self.from_), ("concat", self.concat)) if v is not None
         ]
         if "constant" in self.model_fields_set:
             given.append("constant")
@@ -234,7 +231,10 @@ class EntityConfig(_Model):
             ValueError: naming the first field, rule or parent that reads a missing column.
         """
         known = set(available)
-        for name in (*self.source.key, *([self.source.rowversion] if self.source.rowversion else [])):
+        for name in (
+            *self.source.key,
+            *([self.source.rowversion] if self.source.rowversion else []),
+        ):
             if name not in known:
                 raise ValueError(f"source column {name} does not exist")
         for f in self.target.fields:

@@ -7,6 +7,7 @@ before is still being parsed: paging is sequential on the wire but overlaps
 with the parsing.
 """
 
+import contextlib
 import io
 import queue
 import threading
@@ -108,7 +109,9 @@ class ApiSmithClient:
         """How many rows there are above ``since_rowversion``, and the highest rowversion."""
         params = {} if since_rowversion is None else {"since_rowversion": since_rowversion}
         doc = orjson.loads(
-            self._get(f"count of '{entity}'", f"/api/v1/entities/{entity}/count", params=params).content
+            self._get(
+                f"count of '{entity}'", f"/api/v1/entities/{entity}/count", params=params
+            ).content
         )
         return int(doc["count"]), doc.get("max_rowversion")
 
@@ -161,10 +164,8 @@ class ApiSmithClient:
         finally:
             stop.set()
             while thread.is_alive():
-                try:
+                with contextlib.suppress(queue.Empty):
                     pages.get(timeout=0.05)
-                except queue.Empty:
-                    pass
             thread.join()
 
     def fetch(
@@ -211,11 +212,13 @@ class ApiSmithClient:
             if keys.height:
                 bad = keys.filter(pl.col("keys").list.len() != width).height
                 if bad:
-                    raise ApiError(f"{SERVICE} keys of '{entity}': {bad} key(s) without {width} values")
+                    raise ApiError(
+                        f"{SERVICE} keys of '{entity}': {bad} key(s) without {width} values"
+                    )
                 parts.append(
-                    keys.select(
-                        pl.col("keys").list.to_struct(fields=list(key_columns))
-                    ).unnest("keys")
+                    keys.select(pl.col("keys").list.to_struct(fields=list(key_columns))).unnest(
+                        "keys"
+                    )
                 )
             cursor = page.item(0, "next_cursor")
             if not cursor:

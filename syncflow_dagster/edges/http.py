@@ -57,7 +57,9 @@ def check_response(service: str, token_setting: str, what: str, response: httpx.
         return
     detail = problem_detail(response)
     if status in TRANSIENT_STATUS:
-        raise TransientHTTPError(f"{service} {what}: HTTP {status} ({detail})", retry_after_seconds(response))
+        raise TransientHTTPError(
+            f"{service} {what}: HTTP {status} ({detail})", retry_after_seconds(response)
+        )
     if status == 401:
         raise AuthError(
             f"{service} rejected the bearer token (HTTP 401: {detail}); check {token_setting}",

@@ -27,7 +27,7 @@ class TransientHTTPError(Exception):
         self.retry_after = retry_after
 
 
-class RetriesExhausted(RuntimeError):
+class RetriesExhaustedError(RuntimeError):
     """The last of ``max_retries`` retries failed too."""
 
 
@@ -65,11 +65,13 @@ class RetryPolicy:
             wait = max(wait, retry_after)
         return min(max(wait, self.base_delay), self.max_delay)
 
-    def call(self, what: str, fn: Callable[[], T], on_retry: Callable[[int, str], None] | None = None) -> T:
+    def call(
+        self, what: str, fn: Callable[[], T], on_retry: Callable[[int, str], None] | None = None
+    ) -> T:
         """Run ``fn``, retrying transient failures; ``what`` names the call in errors.
 
         Raises:
-            RetriesExhausted: when every attempt failed transiently.
+            RetriesExhaustedError: when every attempt failed transiently.
         """
         attempt = 0
         while True:
@@ -79,7 +81,7 @@ class RetryPolicy:
                 reason = _describe(exc)
                 attempt += 1
                 if attempt > self.max_retries:
-                    raise RetriesExhausted(
+                    raise RetriesExhaustedError(
                         f"{what}: gave up after {self.max_retries} retries; last failure: {reason}"
                     ) from exc
                 retry_after = exc.retry_after if isinstance(exc, TransientHTTPError) else None

@@ -19,7 +19,7 @@ from syncflow_dagster.settings import Settings
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """The resources every job uses, from the settings; secrets through EnvVar."""
-    retry = {
+    retry: dict[str, Any] = {
         "max_retries": settings.max_retries,
         "retry_delay_seconds": settings.retry_delay_seconds,
         "max_retry_delay_seconds": settings.max_retry_delay_seconds,
@@ -43,7 +43,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             postgres_port=settings.postgres_port,
             postgres_db=settings.postgres_db,
             postgres_user=settings.postgres_user,
-            postgres_password=dg.EnvVar("POSTGRES_PASSWORD") if settings.postgres_password else None,
+            postgres_password=dg.EnvVar("POSTGRES_PASSWORD")
+            if settings.postgres_password
+            else None,
             sqlite_url=settings.sqlite_url,
             pool_size=settings.postgres_pool_size,
         ),

@@ -6,7 +6,9 @@ from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.orchestration.factories.sync_job import build_sync_all_job, build_sync_job
 
 
-def sync_jobs(catalog: EntityCatalog, partitions: dg.PartitionsDefinition) -> list[dg.JobDefinition]:
+def sync_jobs(
+    catalog: EntityCatalog, partitions: dg.PartitionsDefinition
+) -> list[dg.JobDefinition]:
     """``sync_<entity>_job`` for every entity (parent-first), then ``sync_all_job``."""
     jobs = [build_sync_job(cfg, partitions) for cfg in catalog]
     return [*jobs, build_sync_all_job(catalog, partitions)]

@@ -1,6 +1,9 @@
-"""The nine generic stage ops. Each reads through a resource, runs one pipeline step
-and attaches counts; the entity comes from the fetch op's config and travels in
-the slice. If a step fails, the batch is marked failed before the error surfaces."""
+"""The nine generic stage ops, and the retry op.
+
+Each op reads through a resource, runs one pipeline step and attaches counts;
+the entity comes from the fetch op's config and travels in the slice. If a
+step fails, the batch is marked failed before the error surfaces.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,8 +35,11 @@ from syncflow_dagster.pipeline.transform import (
 
 
 class RunMode(Enum):
-    """How a run reads the ERP: the entity's configured default, rows above the
-    watermark, or everything (hash-compare and delete detection)."""
+    """How a run reads the ERP.
+
+    ``configured``: the entity's default; ``incremental``: rows above the
+    watermark; ``full``: everything (hash-compare and delete detection).
+    """
 
     configured = "configured"
     incremental = "incremental"
@@ -57,8 +63,12 @@ def failing_batch(store: StateStore, s: SyncSlice) -> Iterator[None]:
         if store.get_batch(s.batch_id)["status"] != "running":
             raise
         store.finish_batch(
-            s.batch_id, status="failed", metrics=s.metrics, watermark_from=s.since_rowversion,
-            watermark_to=None, error=f"{type(exc).__name__}: {exc}"[:2000],
+            s.batch_id,
+            status="failed",
+            metrics=s.metrics,
+            watermark_from=s.since_rowversion,
+            watermark_to=None,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
         )
         raise
 
@@ -86,20 +96,33 @@ def fetch(
     """Open a batch and read the entity's records from APISmith (and its keys on full runs)."""
     catalog = entities.catalog
     if config.entity not in catalog.entities:
-        raise dg.Failure(f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})")
+        raise dg.Failure(
+            f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})"
+        )
     mode: Mode = (
         catalog[config.entity].sync.mode
         if config.mode is RunMode.configured
-        else "full" if config.mode is RunMode.full else "incremental"
+        else "full"
+        if config.mode is RunMode.full
+        else "incremental"
     )
     s = fetch_step(
-        catalog, config.entity, apismith.client, state.store, context.run_id, mode,
+        catalog,
+        config.entity,
+        apismith.client,
+        state.store,
+        context.run_id,
+        mode,
         entities.erp_timezone,
         partition_key=context.partition_key if context.has_partition_key else None,
         max_rows=config.max_rows,
     )
     _counts(
-        context, s, "fetch", fetched=s.metrics["fetched"], settled=s.settled,
+        context,
+        s,
+        "fetch",
+        fetched=s.metrics["fetched"],
+        settled=s.settled,
         truncated=int(s.truncated),
     )
     return s
@@ -107,7 +130,10 @@ def fetch(
 
 @dg.op(tags={"syncflow/stage": "normalize"})
 def normalize(
-    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Parse every ERP value into its type; unreadable values dead-letter their record."""
     with failing_batch(state.store, s):
@@ -118,7 +144,10 @@ def normalize(
 
 @dg.op(tags={"syncflow/stage": "validate"})
 def validate(
-    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Apply the entity's rules; records that break one are dead-lettered."""
     with failing_batch(state.store, s):
@@ -145,7 +174,10 @@ def map_fields(
 
 @dg.op(tags={"syncflow/stage": "identity"})
 def identity(
-    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Compute BK_HASH and DATA_HASH of every record, and its parents' BK_HASHes."""
     with failing_batch(state.store, s):
@@ -167,15 +199,22 @@ def delta(context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResourc
 
 @dg.op(tags={"syncflow/stage": "resolve"})
 def resolve(
-    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Order the sends and hold back children whose parents are not at the hub yet."""
     with failing_batch(state.store, s):
         out = resolve_step(s, entities.catalog, state.store)
     assert out.plan is not None
     _counts(
-        context, out, "resolve", to_send=out.plan.send.height,
-        pending=out.metrics["pending_children"], released=out.metrics["resolved_children"],
+        context,
+        out,
+        "resolve",
+        to_send=out.plan.send.height,
+        pending=out.metrics["pending_children"],
+        released=out.metrics["resolved_children"],
     )
     return out
 
@@ -196,15 +235,24 @@ def ingest(
         )
     m = out.metrics
     _counts(
-        context, out, "ingest", ingested=m["ingested"], inserted=m["inserted"],
-        updated=m["updated"], deleted=m["deleted"], ingest_failed=m["ingest_failed"],
+        context,
+        out,
+        "ingest",
+        ingested=m["ingested"],
+        inserted=m["inserted"],
+        updated=m["updated"],
+        deleted=m["deleted"],
+        ingest_failed=m["ingest_failed"],
     )
     return out
 
 
 @dg.op(out=dg.Out(dg.Nothing), tags={"syncflow/stage": "track"})
 def track(
-    context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource, entities: EntityCatalogResource
+    context: dg.OpExecutionContext,
+    s: SyncSlice,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
 ) -> None:
     """Record the batch, check that every record landed in exactly one bucket, and chart it."""
     with failing_batch(state.store, s):
@@ -227,7 +275,11 @@ def track(
         )
     )
     context.add_output_metadata(
-        {**metrics, "batch_id": s.batch_id, "stage_seconds": dg.MetadataValue.json(out.stage_seconds)}
+        {
+            **metrics,
+            "batch_id": s.batch_id,
+            "stage_seconds": dg.MetadataValue.json(out.stage_seconds),
+        }
     )
     context.log.info(
         "%s batch %s: %s", s.entity, s.batch_id, ", ".join(f"{k}={v}" for k, v in metrics.items())
@@ -252,7 +304,12 @@ def retry_pending(
     catalog = entities.catalog
     batch_size = min(catalog[config.entity].sync.batch_size or schedulehub.batch_size, 1000)
     out = retry_pending_step(
-        catalog, config.entity, schedulehub.client, state.store, context.run_id, batch_size,
+        catalog,
+        config.entity,
+        schedulehub.client,
+        state.store,
+        context.run_id,
+        batch_size,
         entities.erp_timezone,
         partition_key=context.partition_key if context.has_partition_key else None,
     )

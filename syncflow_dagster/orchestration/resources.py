@@ -26,6 +26,7 @@ class _HttpApiResource(dg.ConfigurableResource):
     max_retry_delay_seconds: float = 3600.0
 
     def retry_policy(self) -> RetryPolicy:
+        """The retry policy these settings describe."""
         return RetryPolicy(
             max_retries=self.max_retries,
             base_delay=self.retry_delay_seconds,
@@ -40,11 +41,13 @@ class ApiSmithResource(_HttpApiResource):
     _client: ApiSmithClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Open the client for the run or tick."""
         self._client = ApiSmithClient(
             self.url, self.token, self.retry_policy(), self.timeout_seconds, self.page_size
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the client's connections."""
         if self._client is not None:
             self._client.close()
 
@@ -64,11 +67,13 @@ class ScheduleHubResource(_HttpApiResource):
     _client: ScheduleHubClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Open the client for the run or tick."""
         self._client = ScheduleHubClient(
             self.url, self.token, self.retry_policy(), self.timeout_seconds, self.workers
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the client's connections."""
         if self._client is not None:
             self._client.close()
 

@@ -8,6 +8,7 @@ from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.delta import OP, UNCHANGED, classify, find_deletes
 
+
 def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
     """Classify records as insert / update / unchanged, and find deletes on full runs.
 
@@ -20,9 +21,11 @@ def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
     state = s.state if s.state is not None else store.load_state_for(s.entity, s.frame["bk_hash"])
     classified = classify(s.frame, state)
     unchanged = classified.filter(pl.col(OP) == UNCHANGED)
-    restamp = unchanged.select("bk_hash", "data_hash", "rowversion").join(
-        state.select("bk_hash", pl.col("rowversion").alias("_state_rv")), on="bk_hash"
-    ).filter(pl.col("rowversion").ne_missing(pl.col("_state_rv")))
+    restamp = (
+        unchanged.select("bk_hash", "data_hash", "rowversion")
+        .join(state.select("bk_hash", pl.col("rowversion").alias("_state_rv")), on="bk_hash")
+        .filter(pl.col("rowversion").ne_missing(pl.col("_state_rv")))
+    )
     if restamp.height:
         store.upsert_state(s.entity, restamp.drop("_state_rv"), s.batch_id)
     fetched = s.fetched_keys if s.fetched_keys is not None else s.frame["bk_hash"]

@@ -79,19 +79,28 @@ def fetch_step(
     since = start_window(store, entity, mode, cfg.source.rowversion is not None)
     version = store.register_mapping(entity, mapping_identity(cfg))
     batch_id = store.start_batch(
-        entity=entity, run_id=run_id, mode=mode, partition_key=partition_key, mapping_version=version
+        entity=entity,
+        run_id=run_id,
+        mode=mode,
+        partition_key=partition_key,
+        mapping_version=version,
     )
     limit = max_rows or cfg.sync.max_rows_per_run
     with ThreadPoolExecutor(1, thread_name_prefix="state") as pool:
         whole_state = pool.submit(store.load_state, entity) if mode == "full" else None
-        fetched = client.fetch(cfg.source.entity, cfg.read_columns, since_rowversion=since, max_rows=limit)
-        raw = fetched.frame.with_row_index(ROW)
-        keys = key_hashes(raw, cfg, columns, tz)
-        state = (
-            whole_state.result()
-            if whole_state is not None
-            else store.load_state_for(entity, keys.get_column("bk_hash"))
+        fetched = client.fetch(
+            cfg.source.entity, cfg.read_columns, since_rowversion=since, max_rows=limit
         )
+        raw = fetched.frame.with_row_index(ROW)
+        state = whole_state.result() if whole_state is not None else None
+    if state is not None and state.height == 0:
+        # Nothing synced yet (an initial load): nothing to settle, nothing to delete.
+        return _slice(
+            batch_id, entity, mode, columns, since, fetched.truncated, cfg, raw, state
+        ).advance("fetch", began, metrics={"fetched": raw.height})
+    keys = key_hashes(raw, cfg, columns, tz)
+    if state is None:
+        state = store.load_state_for(entity, keys.get_column("bk_hash"))
     present = None
     if mode == "full":
         # Deletes: keys in the state that the ERP no longer has. A full fetch that
@@ -102,33 +111,69 @@ def fetch_step(
             if fetched.truncated
             else keys
         )
-    rowversion = cfg.source.rowversion
-    rowversions = (
-        raw.get_column(rowversion).str.strip_chars().cast(pl.Int64, strict=False)
-        if rowversion
-        else pl.Series([None] * raw.height, dtype=pl.Int64)
-    )
     settled = (
-        settled_rows(keys, rowversions, state, _stale_keys(store, entity, version))
-        if rowversion
+        settled_rows(keys, _rowversions(raw, cfg), state, _stale_keys(store, entity, version))
+        if cfg.source.rowversion
         else pl.Series(ROW, [], dtype=pl.UInt32)
     )
-    todo = raw.filter(~pl.col(ROW).is_in(settled.implode())) if settled.len() else raw
+    return _slice(
+        batch_id,
+        entity,
+        mode,
+        columns,
+        since,
+        fetched.truncated,
+        cfg,
+        raw,
+        state,
+        settled=settled,
+        present=None if present is None else present.get_column("bk_hash"),
+        fetched_keys=keys.get_column("bk_hash"),
+    ).advance("fetch", began, metrics={"fetched": raw.height, "unchanged": settled.len()})
+
+
+def _rowversions(raw: pl.DataFrame, cfg: EntityConfig) -> pl.Series:
+    """Every fetched record's rowversion (null where the entity has none)."""
+    if cfg.source.rowversion is None:
+        return pl.Series([None] * raw.height, dtype=pl.Int64)
+    return raw.get_column(cfg.source.rowversion).str.strip_chars().cast(pl.Int64, strict=False)
+
+
+def _slice(
+    batch_id: int,
+    entity: str,
+    mode: Mode,
+    columns: dict[str, str],
+    since: int | None,
+    truncated: bool,
+    cfg: EntityConfig,
+    raw: pl.DataFrame,
+    state: pl.DataFrame,
+    settled: pl.Series | None = None,
+    present: pl.Series | None = None,
+    fetched_keys: pl.Series | None = None,
+) -> SyncSlice:
+    """The slice after fetch: settled records set aside, the rest to normalize."""
+    todo = (
+        raw.filter(~pl.col(ROW).is_in(settled.implode()))
+        if settled is not None and settled.len()
+        else raw
+    )
     return SyncSlice(
         entity=entity,
         batch_id=batch_id,
         mode=mode,
         source_columns=columns,
         since_rowversion=since,
-        truncated=fetched.truncated,
-        top_rowversion=rowversions.max(),  # type: ignore[arg-type]
+        truncated=truncated,
+        top_rowversion=_rowversions(raw, cfg).max(),  # type: ignore[arg-type]
         raw=todo,
         frame=todo,
         state=state,
-        present_keys=None if present is None else present.select("bk_hash"),
-        fetched_keys=keys.get_column("bk_hash"),
-        settled=settled.len(),
-    ).advance("fetch", began, metrics={"fetched": raw.height, "unchanged": settled.len()})
+        present_keys=None if present is None else present.to_frame("bk_hash"),
+        fetched_keys=fetched_keys,
+        settled=0 if settled is None else settled.len(),
+    )
 
 
 def mapping_identity(cfg: EntityConfig) -> dict[str, object]:

@@ -33,7 +33,13 @@ def identity_step(s: SyncSlice, catalog: EntityCatalog) -> SyncSlice:
     ).with_columns(rowversion.alias("rowversion"))
     frame = with_parent_hashes(frame, catalog, s.entity)
     # Source columns are spent: hashes, rowversion and target fields go on.
-    spent = [c for c in (*cfg.source.key, *(p for q in cfg.parents for p in q.columns),
-                         *([cfg.source.rowversion] if cfg.source.rowversion else []))
-             if c in frame.columns and c not in {f.name for f in cfg.target.fields}]
+    spent = [
+        c
+        for c in (
+            *cfg.source.key,
+            *(p for q in cfg.parents for p in q.columns),
+            *([cfg.source.rowversion] if cfg.source.rowversion else []),
+        )
+        if c in frame.columns and c not in {f.name for f in cfg.target.fields}
+    ]
     return s.advance("identity", began, frame=frame.drop(spent))

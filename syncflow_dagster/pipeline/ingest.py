@@ -1,19 +1,15 @@
 """Step 8, ingest: send the plan to the hub; record state only for what it acknowledged.
 
 Batches of a wave go concurrently (deletes first, then upserts). As answers
-arrive, the acknowledged records of each batch are handed to a writer thread
-that upserts (or deletes) their state rows in bulk, so the state writes overlap
-with the sending. A process killed at any point leaves state only for records
-the hub has: the rerun resends the rest, and the hub's idempotency absorbs what
-it already had.
+arrive, the writer thread (:mod:`state_writer`) is told which batches were
+acknowledged and writes their state rows in bulk while sending goes on. A
+process killed at any point leaves state only for records the hub has: the
+rerun resends the rest, and the hub's idempotency absorbs what it already had.
 """
 
-import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -21,86 +17,16 @@ import polars as pl
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.schedulehub import BatchOutcome, Rejection, ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.resolve import line_expr
 from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.pipeline.state_writer import StateWriter, state_writer
 from syncflow_dagster.pipeline.transform import column_specs, entity_timezone
 from syncflow_dagster.stages.dead_letters import dead_letters
-from syncflow_dagster.stages.delta import DELETE, OP
-from syncflow_dagster.stages.encode import LINE, batch_body
+from syncflow_dagster.stages.encode import LINE
 from syncflow_dagster.stages.normalize import normalize
 from syncflow_dagster.stages.resolve import RELEASED, WAVE, named_parents_json
 
 PENDING_CODES = frozenset({"missing_parent", "has_children"})
-FLUSH_ROWS = 100_000
-
-
-class StateWriter:
-    """Writes acknowledged state rows on a thread of its own, in bulk."""
-
-    def __init__(self, store: StateStore, entity: str, batch_id: int, flush_rows: int = FLUSH_ROWS):
-        self._store = store
-        self._entity = entity
-        self._batch_id = batch_id
-        self._flush_rows = flush_rows
-        self._queue: queue.Queue[tuple[str, pl.DataFrame] | None] = queue.Queue(maxsize=64)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"state-writer-{entity}", daemon=True)
-        self._thread.start()
-
-    def put(self, op: str, rows: pl.DataFrame) -> None:
-        """Queue acknowledged rows (``op`` is ``upsert`` or ``delete``)."""
-        if self._error is not None:
-            raise self._error
-        if rows.height:
-            self._queue.put((op, rows))
-
-    def _flush(self, op: str, parts: list[pl.DataFrame]) -> None:
-        if not parts:
-            return
-        rows = pl.concat(parts)
-        if op == DELETE:
-            self._store.delete_state(self._entity, rows.get_column("bk_hash"))
-        else:
-            self._store.upsert_state(
-                self._entity, rows.select("bk_hash", "data_hash", "rowversion"), self._batch_id
-            )
-
-    def _run(self) -> None:
-        buffered: dict[str, list[pl.DataFrame]] = {"upsert": [], DELETE: []}
-        sizes = {"upsert": 0, DELETE: 0}
-        try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    break
-                op, rows = item
-                buffered[op].append(rows)
-                sizes[op] += rows.height
-                if sizes[op] >= self._flush_rows:
-                    self._flush(op, buffered[op])
-                    buffered[op], sizes[op] = [], 0
-            for op, parts in buffered.items():
-                self._flush(op, parts)
-        except BaseException as exc:
-            self._error = exc
-            while self._queue.get() is not None:
-                pass
-
-    def close(self) -> None:
-        """Flush what is left and wait for the writes; raise the writer's failure, if any."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-@contextmanager
-def state_writer(store: StateStore, entity: str, batch_id: int) -> Iterator[StateWriter]:
-    """A writer that is always closed; a failure while sending still flushes what was acknowledged."""
-    writer = StateWriter(store, entity, batch_id)
-    try:
-        yield writer
-    finally:
-        writer.close()
 
 
 @dataclass
@@ -111,13 +37,6 @@ class Delivery:
     rejected: list[pl.DataFrame] = field(default_factory=list)
     batches: int = 0
     resent: int = 0
-
-
-def _acknowledged(rows: pl.DataFrame, rejections: list[Rejection]) -> pl.DataFrame:
-    if not rejections:
-        return rows
-    positions = pl.Series([r.position for r in rejections], dtype=pl.UInt32)
-    return rows.with_row_index("_pos").filter(~pl.col("_pos").is_in(positions.implode())).drop("_pos")
 
 
 def _rejected(rows: pl.DataFrame, rejections: list[Rejection]) -> pl.DataFrame:
@@ -142,39 +61,100 @@ def deliver(
     writer: StateWriter,
     batch_id: int,
     batch_size: int,
+    encode: pl.Expr,
 ) -> Delivery:
-    """Send the plan wave by wave; queue acknowledged rows to ``writer``."""
+    """Send the plan wave by wave; queue acknowledged rows to ``writer``.
+
+    Each batch's records are encoded (``encode`` for those without a line
+    yet) on the sender thread just before the batch goes out.
+    """
+    line = pl.coalesce(pl.col(LINE), encode)
     result = Delivery()
     for wave in sorted(send.get_column(WAVE).unique().to_list()):
         rows = send.filter(pl.col(WAVE) == wave)
-        n_batches = -(-rows.height // batch_size)
-        lines = rows.get_column(LINE)
-
-        def make_body(i: int, lines: pl.Series = lines, wave: int = wave) -> tuple[bytes, int]:
-            part = lines.slice(i * batch_size, batch_size)
-            return batch_body(part, f"{batch_id}-{wave}-{i}"), part.len()
-
-        wave_ops = rows.get_column(OP).unique().to_list()
-        single_op = str(wave_ops[0]) if len(wave_ops) == 1 else None
+        wave_id = writer.begin_wave(rows, batch_size)
+        bodies = BatchBodies(rows, line, batch_size, f"{batch_id}-{wave}")
 
         def on_outcome(
-            outcome: BatchOutcome, rows: pl.DataFrame = rows, single_op: str | None = single_op
+            outcome: BatchOutcome, rows: pl.DataFrame = rows, wave_id: int = wave_id
         ) -> None:
-            part = rows.slice(outcome.index * batch_size, outcome.size)
             result.statuses.update(outcome.statuses)
             result.batches += 1
             result.resent += outcome.attempts - 1
-            acked = _acknowledged(part, outcome.rejections)
-            if single_op is not None:
-                writer.put(single_op, acked)
-            else:
-                for op in (DELETE, "upsert"):
-                    writer.put(op, acked.filter(pl.col(OP) == op))
+            writer.acknowledge(
+                wave_id, outcome.index, outcome.size, tuple(r.position for r in outcome.rejections)
+            )
             if outcome.rejections:
-                result.rejected.append(_rejected(part, outcome.rejections))
+                part = rows.slice(outcome.index * batch_size, outcome.size)
+                result.rejected.append(
+                    _rejected(part.with_columns(line.alias(LINE)), outcome.rejections)
+                )
 
-        hub.ingest_many(hub_entity, n_batches, make_body, on_outcome)
+        hub.ingest_many(hub_entity, bodies.batches, bodies.body, on_outcome)
     return result
+
+
+class BatchBodies:
+    """A wave's request bodies, built a chunk of batches at a time as the senders ask.
+
+    One vectorized encode-and-join per chunk (records to JSON lines, lines to
+    bodies, bodies to bytes) costs far less than one per batch, and only the
+    chunks in flight are held in memory.
+    """
+
+    def __init__(
+        self,
+        rows: pl.DataFrame,
+        line: pl.Expr,
+        batch_size: int,
+        id_prefix: str,
+        per_chunk: int = 50,
+    ):
+        self._rows = rows
+        self._line = line
+        self._batch_size = batch_size
+        self._id_prefix = id_prefix
+        self._per_chunk = per_chunk
+        self.batches = -(-rows.height // batch_size)
+        self._chunks: dict[int, list[tuple[bytes, int]]] = {}
+        self._uses: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def _build(self, chunk: int) -> list[tuple[bytes, int]]:
+        first = chunk * self._per_chunk
+        rows = self._rows.slice(first * self._batch_size, self._per_chunk * self._batch_size)
+        grouped = (
+            rows.select(
+                self._line.alias(LINE),
+                (pl.int_range(pl.len(), dtype=pl.Int64) // self._batch_size + first).alias("_b"),
+            )
+            .group_by("_b", maintain_order=True)
+            .agg(pl.col(LINE).str.join(","), pl.len().alias("_n"))
+        )
+        framed = grouped.select(
+            pl.concat_str(
+                pl.lit(f'{{"batch_id":"{self._id_prefix}-'),
+                pl.col("_b").cast(pl.String),
+                pl.lit('","records":['),
+                pl.col(LINE),
+                pl.lit("]}"),
+            ).cast(pl.Binary),
+            "_n",
+        )
+        return list(zip(framed.to_series(0).to_list(), framed.to_series(1).to_list(), strict=True))
+
+    def body(self, i: int) -> tuple[bytes, int]:
+        """Batch ``i``'s request body and its record count."""
+        chunk, at = divmod(i, self._per_chunk)
+        with self._lock:
+            if chunk not in self._chunks:
+                self._chunks[chunk] = self._build(chunk)
+                self._uses[chunk] = len(self._chunks[chunk])
+            bodies = self._chunks[chunk]
+            self._uses[chunk] -= 1
+            if self._uses[chunk] == 0:
+                del self._chunks[chunk], self._uses[chunk]
+        return bodies[at]
 
 
 def rejected_letters(
@@ -197,8 +177,13 @@ def rejected_letters(
         "_row", "bk_hash", pl.col(LINE).str.json_path_match("$.data").alias("mapped")
     )
     return dead_letters(
-        "ingest", fails.select("_row", "code", "detail"), s.raw, cfg.source.key,
-        cfg.source.rowversion, normalized=renormalized, mapped=sent,
+        "ingest",
+        fails.select("_row", "code", "detail"),
+        s.raw,
+        cfg.source.key,
+        cfg.source.rowversion,
+        normalized=renormalized,
+        mapped=sent,
     )
 
 
@@ -215,11 +200,21 @@ def ingest_step(
     cfg = catalog[s.entity]
     assert s.plan is not None, "resolve runs before ingest"
     with state_writer(store, s.entity, s.batch_id) as writer:
-        delivery = deliver(s.plan.send, cfg.target.entity, hub, writer, s.batch_id, batch_size)
+        delivery = deliver(
+            s.plan.send,
+            cfg.target.entity,
+            hub,
+            writer,
+            s.batch_id,
+            batch_size,
+            line_expr(catalog, s.entity),
+        )
     rejected = (
         pl.concat(delivery.rejected)
         if delivery.rejected
-        else s.plan.send.clear().with_columns(pl.lit(None, pl.String).alias("code"), pl.lit(None, pl.String).alias("detail"))
+        else s.plan.send.clear().with_columns(
+            pl.lit(None, pl.String).alias("code"), pl.lit(None, pl.String).alias("detail")
+        )
     )
     waits = rejected.filter(pl.col("code").is_in(list(PENDING_CODES)))
     fails = rejected.filter(~pl.col("code").is_in(list(PENDING_CODES)))
@@ -235,9 +230,15 @@ def ingest_step(
     dead = s.with_dead(
         pl.concat(
             [
-                rejected_letters(s, catalog, fails.filter(pl.col("_row").is_not_null()), default_tz),
+                rejected_letters(
+                    s, catalog, fails.filter(pl.col("_row").is_not_null()), default_tz
+                ),
                 fails.filter(pl.col(RELEASED)).select(
-                    "bk_hash", "rowversion", pl.lit("ingest").alias("stage"), "code", "detail",
+                    "bk_hash",
+                    "rowversion",
+                    pl.lit("ingest").alias("stage"),
+                    "code",
+                    "detail",
                     pl.col(LINE).str.json_path_match("$.data").alias("mapped"),
                 ),
             ],

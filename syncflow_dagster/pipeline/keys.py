@@ -20,6 +20,8 @@ def key_hashes(
     """
     key = list(cfg.source.key)
     specs = [ColumnSpec(name, types[name]) for name in key]
-    rows = frame.select(ROW, *key) if ROW in frame.columns else frame.select(key).with_row_index(ROW)
+    rows = (
+        frame.select(ROW, *key) if ROW in frame.columns else frame.select(key).with_row_index(ROW)
+    )
     readable = normalize(rows, specs, tz).frame.drop_nulls(key)
     return readable.select(ROW, bk_hash_expr(cfg.name, key, readable.schema).alias("bk_hash"))

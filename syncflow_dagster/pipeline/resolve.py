@@ -1,4 +1,9 @@
-"""Step 7, resolve: encode what is sent, hold children whose parents are missing."""
+"""Step 7, resolve: plan what is sent, hold children whose parents are missing.
+
+Records are encoded as ingest lines only when their batch goes out (in the
+ingest step, on the sender threads, while the hub works on earlier batches);
+here only the children that wait are encoded, for their pending payload.
+"""
 
 import time
 
@@ -11,21 +16,31 @@ from syncflow_dagster.stages.encode import upsert_line
 from syncflow_dagster.stages.resolve import parent_column, parents_to_look_up, resolve
 
 
+def line_expr(catalog: EntityCatalog, entity: str) -> pl.Expr:
+    """The expression that encodes a mapped record of ``entity`` as its ingest line."""
+    cfg = catalog[entity]
+    hub_parents = [(catalog[p.entity].target.entity, parent_column(p.entity)) for p in cfg.parents]
+    return upsert_line([f.name for f in cfg.target.fields], hub_parents)
+
+
 def resolve_step(s: SyncSlice, catalog: EntityCatalog, store: StateStore) -> SyncSlice:
     """Plan the sends (deletes, then upserts) and queue children with missing parents."""
     began = time.monotonic()
     cfg = catalog[s.entity]
     parents = [p.entity for p in cfg.parents]
-    hub_parents = [(catalog[p].target.entity, parent_column(p)) for p in parents]
-    upserts = s.frame.with_columns(upsert_line([f.name for f in cfg.target.fields], hub_parents))
+    upserts = s.frame
     waiting = store.waiting_pending(s.entity)
     needed = parents_to_look_up(upserts, waiting, parents)
     present = {p: store.existing_keys(p, needed[p]) for p in parents}
-    deletes = s.deletes if s.deletes is not None else pl.DataFrame(
-        schema={"bk_hash": pl.String, "rowversion": pl.Int64}
+    deletes = (
+        s.deletes
+        if s.deletes is not None
+        else pl.DataFrame(schema={"bk_hash": pl.String, "rowversion": pl.Int64})
     )
     fetched = s.fetched_keys if s.fetched_keys is not None else pl.Series("bk_hash", [], pl.String)
-    plan = resolve(upserts, deletes, waiting, fetched, parents, present)
+    plan = resolve(
+        upserts, deletes, waiting, fetched, parents, present, line_expr(catalog, s.entity)
+    )
     return s.advance(
         "resolve",
         began,

@@ -16,6 +16,7 @@ from syncflow_dagster.pipeline.ingest import ingest_step
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.track import track_step
+from syncflow_dagster.stages.delta import OP
 from syncflow_dagster.stages.failures import ROW
 from syncflow_dagster.stages.mapping import TARGET_DTYPES
 from syncflow_dagster.stages.resolve import parent_column
@@ -29,6 +30,7 @@ def empty_mapped(catalog: EntityCatalog, entity: str) -> pl.DataFrame:
         "bk_hash": pl.String(),
         "data_hash": pl.String(),
         "rowversion": pl.Int64(),
+        OP: pl.String(),
         **{parent_column(p.entity): pl.String() for p in cfg.parents},
         **{f.name: TARGET_DTYPES[f.type] for f in cfg.target.fields},
     }
@@ -49,12 +51,19 @@ def retry_pending(
     cfg = catalog[entity]
     version = store.register_mapping(entity, mapping_identity(cfg))
     batch_id = store.start_batch(
-        entity=entity, run_id=run_id, mode="retry", partition_key=partition_key,
+        entity=entity,
+        run_id=run_id,
+        mode="retry",
+        partition_key=partition_key,
         mapping_version=version,
     )
     raw = pl.DataFrame(schema={c: pl.String() for c in cfg.read_columns}).with_row_index(ROW)
     s = SyncSlice(
-        entity=entity, batch_id=batch_id, mode="retry", source_columns={}, raw=raw,
+        entity=entity,
+        batch_id=batch_id,
+        mode="retry",
+        source_columns={},
+        raw=raw,
         frame=empty_mapped(catalog, entity),
     )
     s = resolve_step(s, catalog, store)

@@ -58,7 +58,9 @@ def validate_step(s: SyncSlice, catalog: EntityCatalog) -> SyncSlice:
     )
 
 
-def check_against_hub(catalog: EntityCatalog, entity: str, hub: Mapping[str, HubEntity]) -> set[str]:
+def check_against_hub(
+    catalog: EntityCatalog, entity: str, hub: Mapping[str, HubEntity]
+) -> set[str]:
     """Check the entity's mapping against the hub's schema; return the required fields.
 
     Raises:
@@ -94,7 +96,8 @@ def check_against_hub(catalog: EntityCatalog, entity: str, hub: Mapping[str, Hub
         if parent_target not in schema.parents:
             raise ConfigError(
                 f"{catalog.where(entity, f'parents[{parent.entity}]')}: ScheduleHub does not allow "
-                f"'{parent_target}' as a parent of '{target}' (allowed: {', '.join(schema.parents) or 'none'})"
+                f"'{parent_target}' as a parent of '{target}' "
+                f"(allowed: {', '.join(schema.parents) or 'none'})"
             )
     return {n for n, hf in schema.fields.items() if hf.required}
 

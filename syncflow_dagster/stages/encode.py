@@ -49,9 +49,3 @@ def upsert_line(fields: Sequence[str], parents: Sequence[tuple[str, str]]) -> pl
 def delete_line() -> pl.Expr:
     """A delete record for the row's bk_hash."""
     return (pl.lit('{"external_id":"') + pl.col("bk_hash") + pl.lit('","op":"delete"}')).alias(LINE)
-
-
-def batch_body(lines: pl.Series, batch_id: str) -> bytes:
-    """One ingest request body: the record lines wrapped with their batch id."""
-    records = lines.str.join(",").item() if lines.len() else ""
-    return f'{{"batch_id":"{batch_id}","records":[{records}]}}'.encode()

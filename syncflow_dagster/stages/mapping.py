@@ -28,8 +28,8 @@ from typing import Any
 import polars as pl
 
 from syncflow_dagster.config.models import EntityConfig, FieldConfig, TargetType
-from syncflow_dagster.stages.timezones import wall_clock_to_utc
 from syncflow_dagster.stages.failures import ROW, Check, empty_failures, shown, split_by_checks
+from syncflow_dagster.stages.timezones import wall_clock_to_utc
 
 TARGET_DTYPES: dict[TargetType, pl.DataType] = {
     "string": pl.String(),

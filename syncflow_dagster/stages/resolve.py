@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from syncflow_dagster.stages.delta import DELETE, OP
+from syncflow_dagster.stages.delta import DELETE, INSERT, OP
 from syncflow_dagster.stages.encode import LINE, delete_line
 
 WAVE = "_wave"
 RELEASED = "_released"
+NEW = "_new"
 WAITING_FOR_DTYPE = pl.List(pl.Struct({"entity": pl.String, "bk_hash": pl.String}))
 SEND_COLUMNS = [
     "bk_hash",
@@ -29,6 +30,7 @@ SEND_COLUMNS = [
     "rowversion",
     "_row",
     OP,
+    NEW,
     LINE,
     WAVE,
     RELEASED,
@@ -118,12 +120,17 @@ def resolve(
     fetched: pl.Series,
     parents: Sequence[str],
     present: Mapping[str, pl.Series],
+    encode: pl.Expr,
 ) -> ResolvePlan:
     """Split this run's changes into what is sent now and what waits for a parent.
 
+    The plan's ``send`` frame carries fresh upserts as their mapped fields
+    (``_line`` null: they are encoded when their batch goes out, with
+    ``encode``); deletes and released children carry their line.
+
     Args:
         upserts: records to insert or update, with bk_hash, data_hash, rowversion,
-            ``_row``, ``_line`` (the encoded ingest record) and one parent column per parent.
+            ``_row``, the target fields and one parent column per parent.
         deletes: keys to delete (bk_hash, rowversion).
         waiting: this entity's children waiting from earlier runs (bk_hash,
             rowversion, payload, waiting_for).
@@ -131,15 +138,22 @@ def resolve(
             among them is superseded by its fresh version.
         parents: the parent entity names of this entity.
         present: per parent entity, which of the looked-up BK_HASHes the hub has.
+        encode: the expression that makes an upsert's ingest line from its fields.
     """
     parent_cols = [parent_column(p) for p in parents]
-    blocked = pl.any_horizontal(
-        [
-            pl.col(parent_column(p)).is_not_null()
-            & ~pl.col(parent_column(p)).is_in(present[p].implode())
-            for p in parents
-        ]
-    ) if parents else pl.lit(False)
+    carried = {"bk_hash", "data_hash", "rowversion", "_row", OP, *parent_cols}
+    fields = [c for c in upserts.columns if c not in carried and not c.startswith("_")]
+    blocked = (
+        pl.any_horizontal(
+            [
+                pl.col(parent_column(p)).is_not_null()
+                & ~pl.col(parent_column(p)).is_in(present[p].implode())
+                for p in parents
+            ]
+        )
+        if parents
+        else pl.lit(False)
+    )
     marked = upserts.with_columns(blocked.alias("_blocked"))
     ready = marked.filter(~pl.col("_blocked"))
     held = marked.filter(pl.col("_blocked")).with_columns(_refs(parents, present).alias("_missing"))
@@ -170,6 +184,7 @@ def resolve(
         pl.col("rowversion").cast(pl.Int64),
         pl.lit(None, dtype=pl.UInt32).alias("_row"),
         pl.col("payload").str.json_path_match("$.op").alias(OP),
+        pl.lit(False).alias(NEW),
         pl.col("payload").alias(LINE),
         pl.when(pl.col("payload").str.json_path_match("$.op") == DELETE)
         .then(pl.lit(0, dtype=pl.Int8))
@@ -187,6 +202,7 @@ def resolve(
                 pl.col("rowversion").cast(pl.Int64),
                 pl.lit(None, dtype=pl.UInt32).alias("_row"),
                 pl.lit(DELETE).alias(OP),
+                pl.lit(False).alias(NEW),
                 delete_line(),
                 pl.lit(0, dtype=pl.Int8).alias(WAVE),
                 pl.lit(False).alias(RELEASED),
@@ -199,19 +215,22 @@ def resolve(
                 pl.col("rowversion").cast(pl.Int64),
                 pl.col("_row").cast(pl.UInt32),
                 pl.lit("upsert").alias(OP),
-                LINE,
+                (pl.col(OP) == INSERT).alias(NEW),
+                pl.lit(None, dtype=pl.String).alias(LINE),
                 pl.lit(1, dtype=pl.Int8).alias(WAVE),
                 pl.lit(False).alias(RELEASED),
                 pl.lit(None, dtype=pl.String).alias("waiting_for"),
                 *parent_cols,
+                *fields,
             ),
             released,
-        ]
+        ],
+        how="diagonal_relaxed",
     )
     pending = held.select(
         "bk_hash",
         pl.col("rowversion").cast(pl.Int64),
-        pl.col(LINE).alias("payload"),
+        encode.alias("payload"),
         refs_json(pl.col("_missing")).alias("waiting_for"),
         pl.col("_row").cast(pl.UInt32),
     )

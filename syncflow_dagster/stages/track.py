@@ -75,7 +75,8 @@ def conservation_problems(
         )
     if m["validated"] + m["validation_failed"] != m["normalized"]:
         problems.append(
-            f"validated {m['validated']} + failed {m['validation_failed']} != normalized {m['normalized']}"
+            f"validated {m['validated']} + failed {m['validation_failed']} "
+            f"!= normalized {m['normalized']}"
         )
     if m["mapped"] + m["map_failed"] != m["validated"]:
         problems.append(

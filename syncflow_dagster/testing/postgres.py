@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailableError(RuntimeError):
     """No PostgreSQL server binaries were found on this machine."""
 
 
@@ -35,7 +35,7 @@ def find_bindir() -> Path:
     for cand in candidates:
         if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
             return cand
-    raise PostgresUnavailable(
+    raise PostgresUnavailableError(
         "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian "
         "'postgresql' package or set SYNCFLOW_PG_BINDIR"
     )
@@ -60,12 +60,15 @@ class PostgresCluster:
 
     @property
     def host(self) -> str:
+        """Where the cluster listens (loopback)."""
         return "127.0.0.1"
 
     def url(self, dbname: str = "postgres", driver: str = "postgresql+psycopg") -> str:
+        """A SQLAlchemy URL of database ``dbname``."""
         return f"{driver}://{self.user}@{self.host}:{self.port}/{dbname}"
 
     def dsn(self, dbname: str = "postgres") -> str:
+        """A libpq connection string of database ``dbname``."""
         return f"host={self.host} port={self.port} user={self.user} dbname={dbname}"
 
     def create_database(self, name: str) -> str:
@@ -76,6 +79,7 @@ class PostgresCluster:
         return self.url(name)
 
     def stop(self) -> None:
+        """Stop the server at once (the data is thrown away anyway)."""
         _run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"],
             self.run_as,
@@ -83,7 +87,9 @@ class PostgresCluster:
         )
 
 
-def _run(cmd: list[str], run_as: str | None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], run_as: str | None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     if run_as:
         cmd = ["runuser", "-u", run_as, "--", *cmd]
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
@@ -105,7 +111,7 @@ def postgres_cluster(durable: bool = False) -> Iterator[PostgresCluster]:
         try:
             pwd.getpwnam(run_as)
         except KeyError as exc:
-            raise PostgresUnavailable("running as root and no 'postgres' user exists") from exc
+            raise PostgresUnavailableError("running as root and no 'postgres' user exists") from exc
     tmp = Path(tempfile.mkdtemp(prefix="syncflow-pg-"))
     datadir = tmp / "data"
     if run_as:
@@ -113,8 +119,19 @@ def postgres_cluster(durable: bool = False) -> Iterator[PostgresCluster]:
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
     user = "syncflow"
     _run(
-        [str(bindir / "initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
         run_as,
     )
     port = free_port()
@@ -130,8 +147,19 @@ def postgres_cluster(durable: bool = False) -> Iterator[PostgresCluster]:
     if not durable:
         opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
     _run(
-        [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(tmp / "server.log"), "-w",
-         "-t", "60", "-o", " ".join(opts), "start"],
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-l",
+            str(tmp / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(opts),
+            "start",
+        ],
         run_as,
     )
     cluster = PostgresCluster(datadir=datadir, bindir=bindir, port=port, user=user, run_as=run_as)

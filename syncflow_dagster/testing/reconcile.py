@@ -1,4 +1,4 @@
-"""Does the hub hold exactly what the ERP says it should? (for the demo and the tests)
+"""Whether the hub holds exactly what the ERP says it should: for the demo and the tests.
 
 The expectation starts from the emulator's *ground truth* — the typed values the
 ERP rendered in its many forms — so it does not go through the normalizer it
@@ -74,10 +74,10 @@ def expected_records(
             col = pl.col(parent_column(parent.entity))
             known = expected[parent.entity].get_column("bk_hash")
             hashed = hashed.filter(col.is_null() | col.is_in(known.implode()))
-        hub_parents = [(catalog[p.entity].target.entity, parent_column(p.entity)) for p in cfg.parents]
-        expected[cfg.name] = hashed.select(
-            "bk_hash", "data_hash", upsert_line(fields, hub_parents)
-        )
+        hub_parents = [
+            (catalog[p.entity].target.entity, parent_column(p.entity)) for p in cfg.parents
+        ]
+        expected[cfg.name] = hashed.select("bk_hash", "data_hash", upsert_line(fields, hub_parents))
     return expected
 
 
@@ -129,7 +129,9 @@ def reconcile(
         if missing:
             result.problems.append(f"{cfg.name}: {missing} expected record(s) missing at the hub")
         if extra:
-            result.problems.append(f"{cfg.name}: {extra} record(s) at the hub that the ERP does not hold")
+            result.problems.append(
+                f"{cfg.name}: {extra} record(s) at the hub that the ERP does not hold"
+            )
         checked = want if sample is None or sample >= want.height else want.sample(sample, seed=1)
         wrong = differ
         for bk, line in checked.select("bk_hash", "_line").iter_rows():
@@ -137,7 +139,9 @@ def reconcile(
             if stored is None:
                 continue
             doc = orjson.loads(line)
-            parents = sorted(map(orjson.dumps, stored["parents"])) != sorted(map(orjson.dumps, doc["parents"]))
+            parents = sorted(map(orjson.dumps, stored["parents"])) != sorted(
+                map(orjson.dumps, doc["parents"])
+            )
             if stored["data"] != doc["data"] or parents:
                 wrong += 1
         if wrong:

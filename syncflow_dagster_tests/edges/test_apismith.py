@@ -3,7 +3,7 @@ import pytest
 
 from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.http import AuthError, NotFoundError
-from syncflow_dagster.edges.retry import RetriesExhausted, RetryPolicy
+from syncflow_dagster.edges.retry import RetriesExhaustedError, RetryPolicy
 from syncflow_dagster.emulators.apismith import DatasetSpec
 from syncflow_dagster.testing.apismith import running_apismith
 
@@ -71,18 +71,24 @@ def test_transient_faults_are_retried_and_the_data_is_the_same() -> None:
 
 
 def test_retries_are_bounded() -> None:
-    with running_apismith(SPEC, faults="503=1") as api:
-        with ApiSmithClient(api.url, api.token, retry=_fast_retry(max_retries=2)) as client:
-            with pytest.raises(RetriesExhausted, match="gave up after 2 retries.*503"):
-                client.fetch("work_orders", ["WO_NO"])
+    with (
+        running_apismith(SPEC, faults="503=1") as api,
+        ApiSmithClient(api.url, api.token, retry=_fast_retry(max_retries=2)) as client,
+        pytest.raises(RetriesExhaustedError, match=r"gave up after 2 retries.*503"),
+    ):
+        client.fetch("work_orders", ["WO_NO"])
 
 
 def test_wrong_token_and_unknown_entity_fail_at_once_with_a_hint() -> None:
     with running_apismith(SPEC, token="right-token") as api:
-        with ApiSmithClient(api.url, "wrong-token", retry=_fast_retry()) as client:
-            with pytest.raises(AuthError, match="check APISMITH_TOKEN") as err:
-                client.entities()
-            assert "wrong-token" not in str(err.value) and "right-token" not in str(err.value)
-        with ApiSmithClient(api.url, api.token, retry=_fast_retry()) as client:
-            with pytest.raises(NotFoundError, match="404"):
-                client.fetch("no_such_entity", ["X"])
+        with (
+            ApiSmithClient(api.url, "wrong-token", retry=_fast_retry()) as client,
+            pytest.raises(AuthError, match="check APISMITH_TOKEN") as err,
+        ):
+            client.entities()
+        assert "wrong-token" not in str(err.value) and "right-token" not in str(err.value)
+        with (
+            ApiSmithClient(api.url, api.token, retry=_fast_retry()) as client,
+            pytest.raises(NotFoundError, match="404"),
+        ):
+            client.fetch("no_such_entity", ["X"])

@@ -1,18 +1,26 @@
 import polars as pl
 
-from syncflow_dagster.stages.delta import OP, classify, find_deletes
+from syncflow_dagster.stages.delta import OP, classify, find_deletes, settled_rows
 
 
 def test_classify_insert_update_unchanged() -> None:
     records = pl.DataFrame({"bk_hash": ["a", "b", "c"], "data_hash": ["1", "2", "3"]})
-    state = pl.DataFrame({"bk_hash": ["b", "c", "z"], "data_hash": ["2", "9", "0"], "rowversion": [1, 2, 3]})
+    state = pl.DataFrame(
+        {"bk_hash": ["b", "c", "z"], "data_hash": ["2", "9", "0"], "rowversion": [1, 2, 3]}
+    )
     out = classify(records, state)
-    assert dict(zip(out["bk_hash"], out[OP], strict=True)) == {"a": "insert", "b": "unchanged", "c": "update"}
+    assert dict(zip(out["bk_hash"], out[OP], strict=True)) == {
+        "a": "insert",
+        "b": "unchanged",
+        "c": "update",
+    }
     assert out.columns == ["bk_hash", "data_hash", OP]
 
 
 def test_deletes_are_state_keys_no_longer_listed() -> None:
-    state = pl.DataFrame({"bk_hash": ["a", "b", "c", "d"], "data_hash": ["1"] * 4, "rowversion": [1, 2, 3, 4]})
+    state = pl.DataFrame(
+        {"bk_hash": ["a", "b", "c", "d"], "data_hash": ["1"] * 4, "rowversion": [1, 2, 3, 4]}
+    )
     present = pl.Series(["a", "c"])
     fetched = pl.Series(["d"])  # fetched but gone from the listing: left for the next run
     out = find_deletes(present, state, fetched)
@@ -22,21 +30,25 @@ def test_deletes_are_state_keys_no_longer_listed() -> None:
 
 def test_no_state_means_all_inserts_and_no_deletes() -> None:
     records = pl.DataFrame({"bk_hash": ["a"], "data_hash": ["1"]})
-    empty = pl.DataFrame(schema={"bk_hash": pl.String, "data_hash": pl.String, "rowversion": pl.Int64})
+    empty = pl.DataFrame(
+        schema={"bk_hash": pl.String, "data_hash": pl.String, "rowversion": pl.Int64}
+    )
     assert classify(records, empty)[OP].to_list() == ["insert"]
     assert find_deletes(pl.Series(["a"]), empty, pl.Series([], dtype=pl.String)).height == 0
 
 
 def test_settled_rows_need_same_rowversion_current_mapping_and_a_single_copy() -> None:
-    from syncflow_dagster.stages.delta import settled_rows
-
     keys = pl.DataFrame(
         {"_row": [0, 1, 2, 3, 4, 5], "bk_hash": ["a", "b", "c", "d", "d", "e"]},
         schema_overrides={"_row": pl.UInt32},
     )
     rowversions = pl.Series([10, 20, 30, 40, 41, None], dtype=pl.Int64)
     state = pl.DataFrame(
-        {"bk_hash": ["a", "b", "c", "d", "e"], "data_hash": ["x"] * 5, "rowversion": [10, 19, 30, 41, None]}
+        {
+            "bk_hash": ["a", "b", "c", "d", "e"],
+            "data_hash": ["x"] * 5,
+            "rowversion": [10, 19, 30, 41, None],
+        }
     )
     stale = pl.Series(["c"])
     # a: same version -> settled; b: newer in the ERP; c: mapped under an old mapping;

@@ -3,7 +3,7 @@ import datetime as dt
 import orjson
 import polars as pl
 
-from syncflow_dagster.stages.encode import LINE, batch_body, delete_line, upsert_line
+from syncflow_dagster.stages.encode import LINE, delete_line, upsert_line
 
 
 def test_upsert_and_delete_lines_are_ingest_records() -> None:
@@ -20,26 +20,26 @@ def test_upsert_and_delete_lines_are_ingest_records() -> None:
             "_parent_items": ["e" * 32, None],
         }
     )
-    lines = frame.select(upsert_line(["name", "qty", "n", "ok", "day", "at"], [("items", "_parent_items")]))
+    lines = frame.select(
+        upsert_line(["name", "qty", "n", "ok", "day", "at"], [("items", "_parent_items")])
+    )
     first, second = (orjson.loads(x) for x in lines[LINE])
     assert first == {
         "external_id": "a" * 32,
         "op": "upsert",
         "data": {
-            "name": 'say "hi"\n', "qty": 1.5, "n": 3, "ok": True, "day": "2026-11-26",
+            "name": 'say "hi"\n',
+            "qty": 1.5,
+            "n": 3,
+            "ok": True,
+            "day": "2026-11-26",
             "at": "2026-11-26T13:03:00.123456+00:00",
         },
         "data_hash": "c" * 64,
         "parents": [{"entity": "items", "external_id": "e" * 32}],
     }
-    assert second["parents"] == [] and second["data"]["name"] is None and second["data"]["n"] is None
+    assert (
+        second["parents"] == [] and second["data"]["name"] is None and second["data"]["n"] is None
+    )
     deleted = frame.select(delete_line())[LINE].to_list()
     assert orjson.loads(deleted[1]) == {"external_id": "b" * 32, "op": "delete"}
-
-
-def test_batch_body_wraps_lines() -> None:
-    lines = pl.Series([f'{{"external_id":"{i:032x}","op":"delete"}}' for i in range(3)])
-    doc = orjson.loads(batch_body(lines, "b-7"))
-    assert doc["batch_id"] == "b-7"
-    assert [r["external_id"] for r in doc["records"]] == [f"{i:032x}" for i in range(3)]
-    assert orjson.loads(batch_body(lines.clear(), "b-8")) == {"batch_id": "b-8", "records": []}

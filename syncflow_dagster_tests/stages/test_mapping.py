@@ -30,7 +30,11 @@ def _frame() -> pl.DataFrame:
             "NAME": ["  bolt ", "nut", None],
             "STATUS": ["FIRM", "OPEN", None],
             # 2026-03-29 23:30 UTC is already 30 March in Berlin
-            "WHEN": [dt.datetime(2026, 3, 29, 23, 30, tzinfo=UTC), None, dt.datetime(2026, 1, 1, tzinfo=UTC)],
+            "WHEN": [
+                dt.datetime(2026, 3, 29, 23, 30, tzinfo=UTC),
+                None,
+                dt.datetime(2026, 1, 1, tzinfo=UTC),
+            ],
             "TXT": ["12", "x", "7"],
         },
         schema_overrides={"RV": pl.Int64, "N": pl.Int64},
@@ -44,7 +48,12 @@ def test_types_transforms_value_map_default_and_constant() -> None:
             {"name": "qty", "from": "QTY", "type": "number", "default": 0},
             {"name": "n", "from": "N", "type": "integer"},
             {"name": "name", "from": "NAME", "type": "string", "transforms": ["trim", "upper"]},
-            {"name": "status", "from": "STATUS", "type": "string", "value_map": {"FIRM": "FIRM_PLANNED"}},
+            {
+                "name": "status",
+                "from": "STATUS",
+                "type": "string",
+                "value_map": {"FIRM": "FIRM_PLANNED"},
+            },
             {"name": "day", "from": "WHEN", "type": "date"},
             {"name": "at", "from": "WHEN", "type": "datetime"},
             {"name": "label", "concat": ["NO", "NAME"], "separator": "/", "type": "string"},
@@ -57,7 +66,16 @@ def test_types_transforms_value_map_default_and_constant() -> None:
     assert out.schema["qty"] == pl.Float64 and out.schema["n"] == pl.Int64
     assert out.schema["day"] == pl.Date and out.schema["at"] == pl.Datetime("us", "UTC")
     rows = out.select("no", "qty", "n", "name", "status", "day", "label", "source").rows()
-    assert rows[0] == ("A", 1.0, 3, "BOLT", "FIRM_PLANNED", dt.date(2026, 3, 30), "A/  bolt ", "ERP")
+    assert rows[0] == (
+        "A",
+        1.0,
+        3,
+        "BOLT",
+        "FIRM_PLANNED",
+        dt.date(2026, 3, 30),
+        "A/  bolt ",
+        "ERP",
+    )
     assert rows[2][1] == 0.0  # default fills the null
     assert rows[1][4] == "OPEN"  # not in the map: passes through
     assert rows[2][6] == "C"  # concat skips nulls
@@ -72,13 +90,25 @@ def test_conversion_failures_and_required_fields() -> None:
             {"name": "flag", "from": "FLAG", "type": "boolean"},
             {"name": "num", "from": "TXT", "type": "integer"},
             {"name": "name", "from": "NAME", "type": "string"},
-            {"name": "status", "from": "STATUS", "type": "string", "value_map": {"FIRM": "F"}, "strict_value_map": True},
+            {
+                "name": "status",
+                "from": "STATUS",
+                "type": "string",
+                "value_map": {"FIRM": "F"},
+                "strict_value_map": True,
+            },
         ]
     )
     result = map_records(_frame(), entity, "Europe/Berlin", required={"name"})
     assert result.frame.get_column("no").to_list() == ["A"]
     assert result.frame.row(0)[-5:] == ("A", True, 12, "  bolt ", "F")
-    codes = dict(zip(result.failures.get_column("_row").to_list(), result.failures.get_column("code").to_list(), strict=True))
+    codes = dict(
+        zip(
+            result.failures.get_column("_row").to_list(),
+            result.failures.get_column("code").to_list(),
+            strict=True,
+        )
+    )
     assert codes == {1: "type_conversion", 2: "type_conversion"}
     detail_b = result.failures.filter(pl.col("_row") == 1).item(0, "detail")
     assert "num: 'x' cannot be read as integer" in detail_b

@@ -1,7 +1,7 @@
 import orjson
 import polars as pl
 
-from syncflow_dagster.stages.encode import LINE
+from syncflow_dagster.stages.encode import LINE, upsert_line
 from syncflow_dagster.stages.resolve import (
     RELEASED,
     WAVE,
@@ -11,6 +11,7 @@ from syncflow_dagster.stages.resolve import (
 )
 
 PARENTS = ["items", "centers"]
+ENCODE = upsert_line(["name"], [("items", "_parent_items"), ("centers", "_parent_centers")])
 
 
 def _upserts() -> pl.DataFrame:
@@ -22,7 +23,8 @@ def _upserts() -> pl.DataFrame:
             "_row": [0, 1, 2],
             "_parent_items": ["i1", "i2", None],
             "_parent_centers": ["w1", "w1", "w9"],
-            LINE: ['{"c":1}', '{"c":2}', '{"c":3}'],
+            "name": ["one", "two", "three"],
+            "_op": ["insert", "update", "insert"],
         },
         schema_overrides={"_row": pl.UInt32},
     )
@@ -33,7 +35,11 @@ def _waiting() -> pl.DataFrame:
         {
             "bk_hash": ["old1", "old2", "c1"],
             "rowversion": [0, 0, 0],
-            "payload": ['{"op":"upsert","data_hash":"p1"}', '{"op":"upsert","data_hash":"p2"}', '{"op":"upsert","data_hash":"px"}'],
+            "payload": [
+                '{"op":"upsert","data_hash":"p1"}',
+                '{"op":"upsert","data_hash":"p2"}',
+                '{"op":"upsert","data_hash":"px"}',
+            ],
             "waiting_for": [
                 '[{"entity":"items","bk_hash":"i2"}]',
                 '[{"entity":"items","bk_hash":"i7"}]',
@@ -52,10 +58,15 @@ def test_lookups_cover_new_and_waiting_children() -> None:
 def test_missing_parents_wait_and_present_ones_release() -> None:
     present = {"items": pl.Series(["i1", "i2"]), "centers": pl.Series(["w1"])}
     deletes = pl.DataFrame({"bk_hash": ["gone"], "rowversion": [5]})
-    plan = resolve(_upserts(), deletes, _waiting(), pl.Series(["c1", "c2", "c3"]), PARENTS, present)
+    plan = resolve(
+        _upserts(), deletes, _waiting(), pl.Series(["c1", "c2", "c3"]), PARENTS, present, ENCODE
+    )
     send = plan.send
     assert send.filter(pl.col(WAVE) == 0)["bk_hash"].to_list() == ["gone"]
-    assert sorted(send.filter((pl.col(WAVE) == 1) & ~pl.col(RELEASED))["bk_hash"].to_list()) == ["c1", "c2"]
+    assert sorted(send.filter((pl.col(WAVE) == 1) & ~pl.col(RELEASED))["bk_hash"].to_list()) == [
+        "c1",
+        "c2",
+    ]
     released = send.filter(pl.col(RELEASED))
     assert released["bk_hash"].to_list() == ["old1"]  # its parent i2 is present now
     assert released["data_hash"].to_list() == ["p1"]
@@ -63,7 +74,13 @@ def test_missing_parents_wait_and_present_ones_release() -> None:
     # c3 names centre w9, which the hub does not have: it waits, for that parent only.
     assert plan.pending["bk_hash"].to_list() == ["c3"]
     assert orjson.loads(plan.pending["waiting_for"][0]) == [{"entity": "centers", "bk_hash": "w9"}]
-    assert plan.pending["payload"].to_list() == ['{"c":3}']
+    payload = orjson.loads(plan.pending["payload"][0])
+    assert payload["external_id"] == "c3" and payload["data"] == {"name": "three"}
+    assert payload["parents"] == [{"entity": "centers", "external_id": "w9"}]
+    # Fresh upserts go out as fields, encoded when their batch is sent.
+    ready = send.filter(pl.col("bk_hash") == "c2")
+    assert ready[LINE][0] is None and ready["name"][0] == "two"
+    assert send.filter(pl.col("bk_hash") == "c1")["_new"][0] is True and ready["_new"][0] is False
     # The waiting copy of c1 is superseded by the fresh record fetched in this run.
     assert plan.superseded.to_list() == ["c1"]
     # A ready upsert keeps its parents' hashes, should the hub still refuse it.
@@ -79,7 +96,15 @@ def test_entity_without_parents_sends_everything() -> None:
     upserts = _upserts().drop("_parent_items", "_parent_centers")
     empty_waiting = _waiting().clear()
     empty_deletes = pl.DataFrame(schema={"bk_hash": pl.String, "rowversion": pl.Int64})
-    plan = resolve(upserts, empty_deletes, empty_waiting, pl.Series([], dtype=pl.String), [], {})
+    plan = resolve(
+        upserts,
+        empty_deletes,
+        empty_waiting,
+        pl.Series([], dtype=pl.String),
+        [],
+        {},
+        upsert_line(["name"], []),
+    )
     assert plan.send.height == 3 and plan.pending.height == 0 and plan.released == 0
 
 
@@ -94,7 +119,14 @@ def test_waiting_delete_is_retried_first() -> None:
     )
     empty = _upserts().clear()
     no_deletes = pl.DataFrame(schema={"bk_hash": pl.String, "rowversion": pl.Int64})
-    plan = resolve(empty, no_deletes, waiting, pl.Series([], dtype=pl.String), PARENTS,
-                   {"items": pl.Series([], dtype=pl.String), "centers": pl.Series([], dtype=pl.String)})
+    plan = resolve(
+        empty,
+        no_deletes,
+        waiting,
+        pl.Series([], dtype=pl.String),
+        PARENTS,
+        {"items": pl.Series([], dtype=pl.String), "centers": pl.Series([], dtype=pl.String)},
+        ENCODE,
+    )
     row = plan.send.row(0, named=True)
     assert (row["bk_hash"], row["_op"], row[WAVE], row[RELEASED]) == ("p1", "delete", 0, True)

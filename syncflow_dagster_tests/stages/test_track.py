@@ -6,8 +6,17 @@ from syncflow_dagster.stages.track import METRIC_NAMES, ConservationError, check
 def _metrics(**kw: int) -> dict[str, int]:
     base = dict.fromkeys(METRIC_NAMES, 0)
     base.update(
-        fetched=10, normalized=9, normalize_failed=1, validated=8, validation_failed=1,
-        mapped=8, inserted=4, updated=1, unchanged=2, pending_children=1, dead_lettered=2,
+        fetched=10,
+        normalized=9,
+        normalize_failed=1,
+        validated=8,
+        validation_failed=1,
+        mapped=8,
+        inserted=4,
+        updated=1,
+        unchanged=2,
+        pending_children=1,
+        dead_lettered=2,
     )
     base.update(kw)
     return base

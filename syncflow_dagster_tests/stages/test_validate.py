@@ -11,7 +11,10 @@ def _entity(**extra: object) -> EntityConfig:
         {
             "name": "orders",
             "source": {"entity": "orders", "key": ["NO"], "rowversion": "RV"},
-            "target": {"entity": "orders", "fields": [{"name": "no", "from": "NO", "type": "string"}]},
+            "target": {
+                "entity": "orders",
+                "fields": [{"name": "no", "from": "NO", "type": "string"}],
+            },
             **extra,
         }
     )
@@ -19,8 +22,10 @@ def _entity(**extra: object) -> EntityConfig:
 
 def _frame(**cols: list) -> pl.DataFrame:
     n = len(next(iter(cols.values())))
-    return pl.DataFrame(cols).with_row_index("_row").with_columns(
-        pl.Series("RV", list(range(1, n + 1)), dtype=pl.Int64)
+    return (
+        pl.DataFrame(cols)
+        .with_row_index("_row")
+        .with_columns(pl.Series("RV", list(range(1, n + 1)), dtype=pl.Int64))
     )
 
 
@@ -43,7 +48,13 @@ def test_rules_fail_records_with_code_and_detail() -> None:
     )
     good, failures = validate(frame, entity)
     assert good.get_column("NO").to_list() == ["WO-1"]
-    by_no = dict(zip(failures.get_column("_row").to_list(), failures.get_column("code").to_list(), strict=True))
+    by_no = dict(
+        zip(
+            failures.get_column("_row").to_list(),
+            failures.get_column("code").to_list(),
+            strict=True,
+        )
+    )
     assert by_no == {1: "required", 2: "below_min", 3: "not_allowed", 4: "above_max", 5: "too_long"}
     detail = failures.filter(pl.col("_row") == 3).item(0, "detail")
     assert "STATUS 'LOST' is not one of: OPEN, DONE" in detail
@@ -57,7 +68,13 @@ def test_empty_key_and_duplicate_keys() -> None:
     good, failures = validate(frame, _entity())
     # The row of A with the highest rowversion (row 4) wins; rows 0 and 3 are duplicates.
     assert sorted(good.get_column("_row").to_list()) == [2, 4]
-    codes = dict(zip(failures.get_column("_row").to_list(), failures.get_column("code").to_list(), strict=True))
+    codes = dict(
+        zip(
+            failures.get_column("_row").to_list(),
+            failures.get_column("code").to_list(),
+            strict=True,
+        )
+    )
     assert codes == {0: "duplicate_key", 1: "key_missing", 3: "duplicate_key"}
     assert "occurs more than once" in failures.filter(pl.col("_row") == 0).item(0, "detail")
 

@@ -7,6 +7,7 @@ possible), and later upserts go through a staging table and one
 """
 
 import polars as pl
+import psycopg
 from psycopg import sql as pgsql
 from sqlalchemy.engine import Connection
 
@@ -71,8 +72,28 @@ def lock(conn: Connection, entity: str) -> None:
     )
 
 
-def upsert(conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int) -> None:
-    """Write key-sorted, validated ``rows`` (``bk_hash, data_hash, rowversion``)."""
+def _copy_straight(conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int) -> None:
+    """COPY rows straight into the table (heap multi-insert, no staging)."""
+    data = rows.select(
+        pl.lit(copy_text_literal(entity)).alias("entity"),
+        "bk_hash",
+        (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash"),
+        "rowversion",
+        pl.lit(batch_id, dtype=pl.Int64).alias("last_batch_id"),
+    )
+    columns = "entity, bk_hash, data_hash, rowversion, last_batch_id"
+    copy_in(conn, f"COPY erp_sync_state ({columns}) FROM STDIN", data, to_copy_text)
+
+
+def upsert(
+    conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int, assume_new: bool = False
+) -> None:
+    """Write key-sorted, validated ``rows`` (``bk_hash, data_hash, rowversion``).
+
+    With ``assume_new`` (the caller expects none of the keys to have state) the
+    rows are COPYed straight in under a savepoint; should a key exist after all,
+    the savepoint is rolled back and the rows take the upsert path.
+    """
     lock(conn, entity)
     params = {"entity": entity, "batch": batch_id}
     has_rows = conn.exec_driver_sql(
@@ -80,17 +101,16 @@ def upsert(conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int) -> 
     ).scalar_one()
     bytea = (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash")
     if not has_rows:
-        # First load: COPY straight into the table (heap multi-insert, no staging).
-        data = rows.select(
-            pl.lit(copy_text_literal(entity)).alias("entity"),
-            "bk_hash",
-            bytea,
-            "rowversion",
-            pl.lit(batch_id, dtype=pl.Int64).alias("last_batch_id"),
-        )
-        columns = "entity, bk_hash, data_hash, rowversion, last_batch_id"
-        copy_in(conn, f"COPY erp_sync_state ({columns}) FROM STDIN", data, to_copy_text)
+        # First load: no conflicts are possible under the lock.
+        _copy_straight(conn, entity, rows, batch_id)
         return
+    if assume_new:
+        try:
+            with conn.begin_nested():
+                _copy_straight(conn, entity, rows, batch_id)
+            return
+        except psycopg.errors.UniqueViolation:
+            pass  # some key had state after all: upsert below
     conn.exec_driver_sql(
         "CREATE TEMP TABLE _sf_state (bk_hash uuid NOT NULL, data_hash bytea NOT NULL,"
         " rowversion bigint) ON COMMIT DROP"

@@ -65,13 +65,18 @@ class SyncStateOps(StoreBase):
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def upsert_state(self, entity: str, frame: pl.DataFrame, batch_id: int) -> int:
+    def upsert_state(
+        self, entity: str, frame: pl.DataFrame, batch_id: int, assume_new: bool = False
+    ) -> int:
         """Insert or update the state of acknowledged records, in one transaction.
 
         Args:
             entity: the entity.
             frame: ``bk_hash``, ``data_hash`` (lowercase hex) and ``rowversion``; one row per key.
             batch_id: the batch that got the hub's acknowledgement (``last_batch_id``).
+            assume_new: the caller expects no key to have state yet (records the
+                delta classified as inserts): on PostgreSQL they are COPYed straight
+                in, falling back to the upsert if a key exists after all.
 
         Returns:
             The number of rows given (written, or already identical).
@@ -85,7 +90,7 @@ class SyncStateOps(StoreBase):
         rows = rows.sort(key_order())
         with self._write() as conn:
             if self._pg:
-                pg_state.upsert(conn, entity, rows, batch_id)
+                pg_state.upsert(conn, entity, rows, batch_id, assume_new)
             else:
                 sqlite_state.upsert(conn, entity, rows, batch_id)
         return rows.height

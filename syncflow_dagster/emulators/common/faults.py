@@ -50,6 +50,7 @@ class FaultPlan:
 
     @property
     def active(self) -> bool:
+        """Whether the plan injects anything at all."""
         return bool(self.schedule) or any(r > 0 for r in self.rates.values())
 
     @classmethod
@@ -62,8 +63,8 @@ class FaultPlan:
         retry_after = 1
         seed = 0
         schedule: dict[int, str] = {}
-        for part in spec.split(","):
-            part = part.strip()
+        for item in spec.split(","):
+            part = item.strip()
             if not part:
                 continue
             if "=" not in part:
@@ -82,8 +83,8 @@ class FaultPlan:
                 elif name == "seed":
                     seed = int(value)
                 elif name == "at":
-                    for item in value.split(";"):
-                        n_s, _, kind = item.partition(":")
+                    for entry in value.split(";"):
+                        n_s, _, kind = entry.partition(":")
                         if kind not in FAULT_KINDS:
                             raise FaultSpecError(f"unknown fault kind {kind!r} in {part!r}")
                         schedule[int(n_s)] = kind
@@ -135,6 +136,7 @@ class FaultInjectionMiddleware:
         self.injector = injector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Inject the next fault (if any) into an API request."""
         if scope["type"] != "http" or not _eligible(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -146,8 +148,12 @@ class FaultInjectionMiddleware:
             await self.app(scope, receive, send)
         elif kind in ("429", "503"):
             status = int(kind)
-            headers = {"Retry-After": str(self.injector.plan.retry_after)} if status == 429 else None
-            detail = "injected fault: rate limited" if status == 429 else "injected fault: unavailable"
+            headers = (
+                {"Retry-After": str(self.injector.plan.retry_after)} if status == 429 else None
+            )
+            detail = (
+                "injected fault: rate limited" if status == 429 else "injected fault: unavailable"
+            )
             await problem(status, detail, headers=headers)(scope, receive, send)
         else:
             await self._truncate(scope, receive, send, keep_body=(kind == "drop"))
@@ -163,10 +169,16 @@ class FaultInjectionMiddleware:
         start = next((m for m in messages if m["type"] == "http.response.start"), None)
         if start is None:
             raise InjectedFault("no response to truncate")
-        body = b"".join(cast(bytes, m.get("body", b"")) for m in messages if m["type"] == "http.response.body")
+        body = b"".join(
+            cast(bytes, m.get("body", b"")) for m in messages if m["type"] == "http.response.body"
+        )
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body) + 1).encode()))
         await send({"type": "http.response.start", "status": start["status"], "headers": headers})
         if keep_body and body:
-            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        raise InjectedFault(f"injected fault: connection closed ({'drop' if keep_body else 'lost'})")
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
+        raise InjectedFault(
+            f"injected fault: connection closed ({'drop' if keep_body else 'lost'})"
+        )

@@ -27,8 +27,15 @@ def _chain(prefix: str | None, after: Sequence[Any] = ()) -> Any:
         return op.alias(f"{prefix}__{op.name}") if prefix else op
 
     s = node(ops.fetch)(after=list(after)) if after else node(ops.fetch)()
-    for op in (ops.normalize, ops.validate, ops.map_fields, ops.identity, ops.delta,
-               ops.resolve, ops.ingest):
+    for op in (
+        ops.normalize,
+        ops.validate,
+        ops.map_fields,
+        ops.identity,
+        ops.delta,
+        ops.resolve,
+        ops.ingest,
+    ):
         s = node(op)(s)
     return node(ops.track)(s)
 
@@ -41,7 +48,7 @@ def _job_settings() -> dict[str, Any]:
 def build_sync_job(
     cfg: EntityConfig, partitions: dg.PartitionsDefinition | None
 ) -> dg.JobDefinition:
-    """``sync_<entity>_job``: fetch → normalize → validate → map → identity → delta → resolve → ingest → track."""
+    """``sync_<entity>_job``: the nine stage ops of one entity, fetch to track."""
     description = f"Sync {cfg.name} from APISmith into ScheduleHub ({cfg.target.entity})."
 
     @dg.graph(name=sync_job_name(cfg.name), description=description)
@@ -60,7 +67,9 @@ def build_sync_job(
 
 def sync_all_run_config(catalog: EntityCatalog, mode: str | None = None) -> dict[str, Any]:
     """Run config of ``sync_all_job``: every chain's entity (and a mode for all, if given)."""
-    fetch = {name: {"entity": name, **({"mode": mode} if mode else {})} for name in catalog.entities}
+    fetch = {
+        name: {"entity": name, **({"mode": mode} if mode else {})} for name in catalog.entities
+    }
     return {
         "ops": {
             **{f"{name}__fetch": {"config": cfg} for name, cfg in fetch.items()},

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from syncflow_dagster.stages.timezones import wall_clock_to_utc
-
 from syncflow_dagster.stages.normalize.base import FailureCode, FastPath, Parsed, as_frame, codes_of
 from syncflow_dagster.stages.normalize.oracle_types import (
     FIRST_INSTANT_US,
@@ -19,6 +17,7 @@ from syncflow_dagster.stages.normalize.oracle_types import (
     OracleKind,
     OracleType,
 )
+from syncflow_dagster.stages.timezones import wall_clock_to_utc
 
 NAIVE = pl.Datetime("us")
 _MONTHS = "(?i:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"

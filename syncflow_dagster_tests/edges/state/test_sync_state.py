@@ -180,3 +180,17 @@ def test_keys_stamped_through_a_batch(store: StateStore) -> None:
     assert stamped.to_list() == sorted(old["bk_hash"].to_list()[2:])
     assert store.keys_stamped_through("items", 6).is_empty()
     assert store.keys_stamped_through("other", 100).is_empty()
+
+
+def test_assume_new_copies_straight_and_falls_back_on_a_known_key(store: StateStore) -> None:
+    store.upsert_state("items", state_rows(10), 1)
+    fresh = state_rows(20, offset=10)
+    assert store.upsert_state("items", fresh, 2, assume_new=True) == 20
+    assert store.count_state("items") == 30
+    # Not new after all: five keys exist with other hashes; the write must still be exact.
+    mixed = pl.concat([state_rows(5, salt="v2"), state_rows(5, offset=100)])
+    assert store.upsert_state("items", mixed, 3, assume_new=True) == 10
+    assert store.count_state("items") == 35
+    loaded = store.load_state_for("items", mixed["bk_hash"]).sort("bk_hash")
+    assert_frame_equal(loaded, mixed.sort("bk_hash"), check_column_order=False)
+    assert set(_last_batches(store, "items").values()) == {1, 2, 3}

@@ -120,13 +120,17 @@ def test_spring_forward_gap_takes_the_offset_before_it() -> None:
     # 02:00-03:00 does not exist in Berlin on 2026-03-29; read with +01:00 as PEP 495 fold=0 does.
     assert one("DATE", "2026-03-29 02:30:00") == utc(2026, 3, 29, 1, 30)
     assert one("DATE", "2026-03-29T02:00:00") == utc(2026, 3, 29, 1)
-    assert one("TIMESTAMP", "2026-03-29 02:59:59.5") == datetime(2026, 3, 29, 1, 59, 59, 500000, tzinfo=UTC)
+    assert one("TIMESTAMP", "2026-03-29 02:59:59.5") == datetime(
+        2026, 3, 29, 1, 59, 59, 500000, tzinfo=UTC
+    )
     assert one("DATE", "2026-03-29 03:00:00") == utc(2026, 3, 29, 1)
 
 
 def test_gap_longer_than_three_hours_fails() -> None:
     # Samoa skipped 30 December 2011 entirely.
-    assert code_of("DATE", "2011-12-30 12:00:00", zone="Pacific/Apia") == "date_nonexistent_local_time"
+    assert (
+        code_of("DATE", "2011-12-30 12:00:00", zone="Pacific/Apia") == "date_nonexistent_local_time"
+    )
 
 
 def test_fall_back_takes_the_earlier_instant() -> None:
