@@ -139,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
     """Three rounds: initial load; ERP changes; the missing parent arrives."""
     base = load_settings()
     base.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("APISMITH_TOKEN", base.apismith_token.get_secret_value())
-    os.environ.setdefault("SCHEDULEHUB_TOKEN", base.schedulehub_token.get_secret_value())
     instance = _instance(base)
     store = _fresh_state(base)
     failures: list[str] = []

@@ -1,5 +1,6 @@
 """Assemble the one Definitions object from the settings and the entity catalog."""
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -14,11 +15,29 @@ from syncflow_dagster.orchestration.resources import (
     ScheduleHubResource,
     StateStoreResource,
 )
+from syncflow_dagster.orchestration.schedules import sync_schedules
 from syncflow_dagster.settings import Settings
+
+
+SECRET_SETTINGS = ("APISMITH_TOKEN", "SCHEDULEHUB_TOKEN", "DATABASE_URL", "POSTGRES_PASSWORD")
+
+
+def publish_secrets(settings: Settings) -> None:
+    """Put the settings' secrets into this process's environment, for ``EnvVar``.
+
+    The settings are the one source (environment, ``.env``, or explicit values);
+    the resources name the secrets as ``EnvVar`` so that their values never enter
+    run config or the event log, and an ``EnvVar`` reads ``os.environ``.
+    """
+    for name in SECRET_SETTINGS:
+        value = getattr(settings, name.lower())
+        if value is not None:
+            os.environ[name] = value.get_secret_value()
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """The resources every job uses, from the settings; secrets through EnvVar."""
+    publish_secrets(settings)
     retry: dict[str, Any] = {
         "max_retries": settings.max_retries,
         "retry_delay_seconds": settings.retry_delay_seconds,
@@ -59,7 +78,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Every job, schedule, sensor and resource of SyncFlow."""
     catalog = load_catalog(settings.entities_dir)
     partitions = nightly_partitions(settings.erp_timezone, settings.background_sync_window_start)
+    jobs = sync_jobs(catalog, partitions)
     return dg.Definitions(
-        jobs=sync_jobs(catalog, partitions),
+        jobs=jobs,
+        schedules=sync_schedules(catalog, {job.name: job for job in jobs}, settings),
         resources=build_resources(settings),
     )

@@ -123,14 +123,18 @@ def reconcile(
             schema={"bk_hash": pl.String, "stored_hash": pl.String},
         )
         joined = want.join(held, on="bk_hash", how="full", coalesce=True)
-        missing = joined.filter(pl.col("stored_hash").is_null()).height
-        extra = joined.filter(pl.col("data_hash").is_null()).height
+        missing = joined.filter(pl.col("stored_hash").is_null()).get_column("bk_hash")
+        extra = joined.filter(pl.col("data_hash").is_null()).get_column("bk_hash")
         differ = joined.filter(pl.col("stored_hash") != pl.col("data_hash")).height
-        if missing:
-            result.problems.append(f"{cfg.name}: {missing} expected record(s) missing at the hub")
-        if extra:
+        if missing.len():
             result.problems.append(
-                f"{cfg.name}: {extra} record(s) at the hub that the ERP does not hold"
+                f"{cfg.name}: {missing.len()} expected record(s) missing at the hub, "
+                f"e.g. {missing.head(3).to_list()}"
+            )
+        if extra.len():
+            result.problems.append(
+                f"{cfg.name}: {extra.len()} record(s) at the hub that the ERP does not hold, "
+                f"e.g. {extra.head(3).to_list()}"
             )
         checked = want if sample is None or sample >= want.height else want.sample(sample, seed=1)
         wrong = differ

@@ -152,13 +152,12 @@ def inject(
         value = pl.col(name)
         expr = pl.when(hit & pl.col("_ovr_val").is_not_null()).then(None).otherwise(value)
         if "over_length" in targets and name in targets["over_length"]:
-            extra = rng.randint(rid, rng.stream(seed, "bad", entity.name, "len"), 1, 30)
+            # Over by 10-40 characters, and not ending in a space: trimming or NFC
+            # (which a normalizer rightly applies first) must not bring it back in.
+            extra = rng.randint(rid, rng.stream(seed, "bad", entity.name, "len"), 10, 40)
             long_text = pl.concat_str(value.fill_null("Text"), pl.lit(" "), pl.lit(_LONG_TEXT))
-            expr = (
-                pl.when(hit & is_kind["over_length"])
-                .then(long_text.str.slice(0, extra + col.length))
-                .otherwise(expr)
-            )
+            cut = long_text.str.slice(0, extra + col.length).str.replace(r"\s$", "x")
+            expr = pl.when(hit & is_kind["over_length"]).then(cut).otherwise(expr)
         if name in _MISSING_PARENT and "orphan" in is_kind:
             expr = pl.when(hit & is_kind["orphan"]).then(_MISSING_PARENT[name](rid)).otherwise(expr)
         if name == "DUE_DATE" and "due_before_start" in is_kind:
