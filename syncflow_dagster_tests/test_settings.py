@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from syncflow_dagster.paths import PROJECT_DIR
 from syncflow_dagster.settings import SettingsError, load_settings
 

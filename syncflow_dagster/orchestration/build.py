@@ -18,7 +18,6 @@ from syncflow_dagster.orchestration.resources import (
 from syncflow_dagster.orchestration.schedules import sync_schedules
 from syncflow_dagster.settings import Settings
 
-
 SECRET_SETTINGS = ("APISMITH_TOKEN", "SCHEDULEHUB_TOKEN", "DATABASE_URL", "POSTGRES_PASSWORD")
 
 
