@@ -54,6 +54,19 @@ class FetchConfig(dg.Config):
     max_rows: int | None = None
 
 
+def abandon_dead_batches(context: dg.OpExecutionContext, store: StateStore, entity: str) -> None:
+    """Close batches of ``entity`` left running by runs that are over (crashed, killed).
+
+    Dagster knows whether a run still runs; run monitoring marks a run whose
+    process died as failed, and the entity's next run closes its batch here.
+    """
+    for batch in store.running_batches(entity):
+        run = context.instance.get_run_by_id(batch["run_id"])
+        if run is None or run.is_finished:
+            status = "gone" if run is None else run.status.value.lower()
+            store.abandon_batch(batch["id"], f"run {batch['run_id']} is {status}")
+
+
 @contextmanager
 def failing_batch(store: StateStore, s: SyncSlice) -> Iterator[None]:
     """Mark the slice's batch failed if the step raises, then let the error go on."""
@@ -99,6 +112,7 @@ def fetch(
         raise dg.Failure(
             f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})"
         )
+    abandon_dead_batches(context, state.store, config.entity)
     mode: Mode = (
         catalog[config.entity].sync.mode
         if config.mode is RunMode.configured
@@ -256,7 +270,7 @@ def track(
 ) -> None:
     """Record the batch, check that every record landed in exactly one bucket, and chart it."""
     with failing_batch(state.store, s):
-        out = track_step(s, state.store, entities.catalog[s.entity].source.rowversion)
+        out = track_step(s, entities.catalog, state.store, entities.erp_timezone)
     metrics = dict(out.metrics)
     partition = context.partition_key if context.has_partition_key else None
     context.log_event(
@@ -302,6 +316,7 @@ def retry_pending(
 ) -> None:
     """Send the entity's waiting children whose parents have arrived, and refused deletes again."""
     catalog = entities.catalog
+    abandon_dead_batches(context, state.store, config.entity)
     batch_size = min(catalog[config.entity].sync.batch_size or schedulehub.batch_size, 1000)
     out = retry_pending_step(
         catalog,

@@ -14,17 +14,21 @@ def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
 
     The state comes from the fetch step (which loaded it once). Records that
     turn out unchanged although they were not settled at fetch (a new
-    rowversion, or state from an older mapping) get their state row re-stamped,
-    so the next run settles them early.
+    rowversion, or state from an older mapping) get their state row re-stamped
+    (rowversion, batch and so mapping version), so the next run settles them early.
     """
     began = time.monotonic()
     state = s.state if s.state is not None else store.load_state_for(s.entity, s.frame["bk_hash"])
     classified = classify(s.frame, state)
+    stale = s.stale_keys if s.stale_keys is not None else pl.Series([], dtype=pl.String)
     unchanged = classified.filter(pl.col(OP) == UNCHANGED)
     restamp = (
         unchanged.select("bk_hash", "data_hash", "rowversion")
         .join(state.select("bk_hash", pl.col("rowversion").alias("_state_rv")), on="bk_hash")
-        .filter(pl.col("rowversion").ne_missing(pl.col("_state_rv")))
+        .filter(
+            pl.col("rowversion").ne_missing(pl.col("_state_rv"))
+            | pl.col("bk_hash").is_in(stale.implode())
+        )
     )
     if restamp.height:
         store.upsert_state(s.entity, restamp.drop("_state_rv"), s.batch_id)

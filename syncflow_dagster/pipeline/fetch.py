@@ -76,8 +76,11 @@ def fetch_step(
     tz = cfg.source.timezone or default_tz
     if cfg.source.rowversion is None:
         mode = "full"
-    since = start_window(store, entity, mode, cfg.source.rowversion is not None)
     version = store.register_mapping(entity, mapping_identity(cfg))
+    stale = _stale_keys(store, entity, version)
+    # Records mapped under another version must be read again, whatever the watermark.
+    has_rowversion = cfg.source.rowversion is not None
+    since = None if stale.len() else start_window(store, entity, mode, has_rowversion)
     batch_id = store.start_batch(
         entity=entity,
         run_id=run_id,
@@ -96,7 +99,7 @@ def fetch_step(
     if state is not None and state.height == 0:
         # Nothing synced yet (an initial load): nothing to settle, nothing to delete.
         return _slice(
-            batch_id, entity, mode, columns, since, fetched.truncated, cfg, raw, state
+            batch_id, entity, mode, columns, since, fetched.truncated, cfg, raw, state, stale
         ).advance("fetch", began, metrics={"fetched": raw.height})
     keys = key_hashes(raw, cfg, columns, tz)
     if state is None:
@@ -112,7 +115,7 @@ def fetch_step(
             else keys
         )
     settled = (
-        settled_rows(keys, _rowversions(raw, cfg), state, _stale_keys(store, entity, version))
+        settled_rows(keys, _rowversions(raw, cfg), state, stale)
         if cfg.source.rowversion
         else pl.Series(ROW, [], dtype=pl.UInt32)
     )
@@ -126,6 +129,7 @@ def fetch_step(
         cfg,
         raw,
         state,
+        stale,
         settled=settled,
         present=None if present is None else present.get_column("bk_hash"),
         fetched_keys=keys.get_column("bk_hash"),
@@ -149,6 +153,7 @@ def _slice(
     cfg: EntityConfig,
     raw: pl.DataFrame,
     state: pl.DataFrame,
+    stale: pl.Series,
     settled: pl.Series | None = None,
     present: pl.Series | None = None,
     fetched_keys: pl.Series | None = None,
@@ -170,6 +175,7 @@ def _slice(
         raw=todo,
         frame=todo,
         state=state,
+        stale_keys=stale,
         present_keys=None if present is None else present.to_frame("bk_hash"),
         fetched_keys=fetched_keys,
         settled=0 if settled is None else settled.len(),

@@ -22,16 +22,23 @@ from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.state_writer import StateWriter, state_writer
 from syncflow_dagster.pipeline.transform import column_specs, entity_timezone
 from syncflow_dagster.stages.dead_letters import dead_letters
+from syncflow_dagster.stages.delta import DELETE, OP
 from syncflow_dagster.stages.encode import LINE
 from syncflow_dagster.stages.normalize import normalize
-from syncflow_dagster.stages.resolve import RELEASED, WAVE, named_parents_json
+from syncflow_dagster.stages.resolve import NEW, RELEASED, WAVE, named_parents_json
 
 PENDING_CODES = frozenset({"missing_parent", "has_children"})
 
 
 @dataclass
 class Delivery:
-    """What the hub answered for a whole plan."""
+    """What the hub answered for a whole plan.
+
+    ``statuses`` counts the hub's answers. A batch that had to be resent may have
+    been applied by an attempt whose answer was lost; the hub then answers
+    ``unchanged`` (``not_found``) for what that attempt created (deleted), so for
+    such batches the outcome is counted from the delta's classification instead.
+    """
 
     statuses: Counter[str] = field(default_factory=Counter)
     rejected: list[pl.DataFrame] = field(default_factory=list)
@@ -78,7 +85,7 @@ def deliver(
         def on_outcome(
             outcome: BatchOutcome, rows: pl.DataFrame = rows, wave_id: int = wave_id
         ) -> None:
-            result.statuses.update(outcome.statuses)
+            result.statuses.update(_outcome_statuses(outcome, rows, batch_size))
             result.batches += 1
             result.resent += outcome.attempts - 1
             writer.acknowledge(
@@ -92,6 +99,23 @@ def deliver(
 
         hub.ingest_many(hub_entity, bodies.batches, bodies.body, on_outcome)
     return result
+
+
+def _outcome_statuses(outcome: BatchOutcome, rows: pl.DataFrame, batch_size: int) -> Counter[str]:
+    """The batch's statuses; for a resent batch, inserts and updates as the delta saw them."""
+    if outcome.attempts == 1:
+        return outcome.statuses
+    part = rows.slice(outcome.index * batch_size, outcome.size).with_row_index("_pos")
+    if outcome.rejections:
+        rejected = pl.Series([r.position for r in outcome.rejections], dtype=pl.UInt32)
+        part = part.filter(~pl.col("_pos").is_in(rejected.implode()))
+    deletes = part.filter(pl.col(OP) == DELETE).height
+    new = part.filter((pl.col(OP) != DELETE) & pl.col(NEW)).height
+    counted: Counter[str] = Counter(
+        {"created": new, "updated": part.height - deletes - new, "deleted": deletes}
+    )
+    counted["rejected"] = len(outcome.rejections)
+    return +counted
 
 
 class BatchBodies:

@@ -12,6 +12,7 @@ import polars as pl
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.stages.delta import DELETE
 from syncflow_dagster.stages.encode import upsert_line
 from syncflow_dagster.stages.resolve import parent_column, parents_to_look_up, resolve
 
@@ -23,13 +24,27 @@ def line_expr(catalog: EntityCatalog, entity: str) -> pl.Expr:
     return upsert_line([f.name for f in cfg.target.fields], hub_parents)
 
 
+def _drop_gone(
+    waiting: pl.DataFrame, present: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.Series | None]:
+    """Waiting children the ERP no longer has (known on full runs) stop waiting.
+
+    Only upserts: a waiting delete is about a record that is meant to be gone.
+    """
+    if present is None or waiting.height == 0:
+        return waiting, None
+    is_upsert = pl.col("payload").str.json_path_match("$.op") != DELETE
+    gone = is_upsert & ~pl.col("bk_hash").is_in(present.get_column("bk_hash").implode())
+    return waiting.filter(~gone), waiting.filter(gone).get_column("bk_hash")
+
+
 def resolve_step(s: SyncSlice, catalog: EntityCatalog, store: StateStore) -> SyncSlice:
     """Plan the sends (deletes, then upserts) and queue children with missing parents."""
     began = time.monotonic()
     cfg = catalog[s.entity]
     parents = [p.entity for p in cfg.parents]
     upserts = s.frame
-    waiting = store.waiting_pending(s.entity)
+    waiting, expired = _drop_gone(store.waiting_pending(s.entity), s.present_keys)
     needed = parents_to_look_up(upserts, waiting, parents)
     present = {p: store.existing_keys(p, needed[p]) for p in parents}
     deletes = (
@@ -47,5 +62,6 @@ def resolve_step(s: SyncSlice, catalog: EntityCatalog, store: StateStore) -> Syn
         frame=s.frame.clear(),  # what goes on is in the plan; drop the mapped records
         plan=plan,
         pending=plan.pending,
+        expired=expired,
         metrics={"pending_children": plan.pending.height, "resolved_children": plan.released},
     )

@@ -68,4 +68,4 @@ def retry_pending(
     )
     s = resolve_step(s, catalog, store)
     s = ingest_step(s, catalog, hub, store, batch_size, default_tz)
-    return track_step(s, store, None)
+    return track_step(s, catalog, store, default_tz)

@@ -30,6 +30,8 @@ class SyncSlice:
     top_rowversion: int | None = None
     settled: int = 0
     state: pl.DataFrame | None = None
+    stale_keys: pl.Series | None = None
+    expired: pl.Series | None = None
     raw: pl.DataFrame = field(default_factory=pl.DataFrame)
     frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     dead: pl.DataFrame = field(default_factory=empty_dead_letters)

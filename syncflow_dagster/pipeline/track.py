@@ -4,8 +4,12 @@ import time
 
 import polars as pl
 
+from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.keys import key_hashes
 from syncflow_dagster.pipeline.slice import SyncSlice
+from syncflow_dagster.stages.dead_letters import letters_to_close
+from syncflow_dagster.stages.failures import ROW
 from syncflow_dagster.stages.track import check_conservation, conservation_problems
 
 
@@ -22,21 +26,66 @@ def watermark(s: SyncSlice, rowversion: str | None) -> int | None:
     return int(top) - 1 if s.truncated else int(top)
 
 
-def track_step(s: SyncSlice, store: StateStore, rowversion: str | None) -> SyncSlice:
+def with_key_hashes(s: SyncSlice, catalog: EntityCatalog, default_tz: str) -> pl.DataFrame:
+    """The run's dead letters, with their BK_HASH wherever the key could be read."""
+    dead = s.dead
+    unknown = dead.filter(pl.col("bk_hash").is_null() & pl.col(ROW).is_not_null())
+    if unknown.height == 0 or not s.source_columns:
+        return dead
+    cfg = catalog[s.entity]
+    rows = s.raw.join(unknown.select(ROW), on=ROW, how="semi")
+    keys = key_hashes(rows, cfg, s.source_columns, cfg.source.timezone or default_tz)
+    return (
+        dead.join(keys.rename({"bk_hash": "_bk"}), on=ROW, how="left")
+        .with_columns(pl.coalesce("bk_hash", "_bk").alias("bk_hash"))
+        .drop("_bk")
+    )
+
+
+def close_obsolete_letters(s: SyncSlice, store: StateStore, letters: pl.DataFrame) -> None:
+    """Resolve open dead letters this run superseded or saw recovered."""
+    open_letters = store.open_failed(s.entity)
+    if open_letters.height == 0:
+        return
+    fine = None
+    if s.fetched_keys is not None:
+        failed_keys = letters.get_column("bk_hash").drop_nulls()
+        fine = s.fetched_keys.filter(~s.fetched_keys.is_in(failed_keys.implode()))
+    superseded, recovered = letters_to_close(open_letters, letters, fine)
+    if superseded.len():
+        store.mark_failed(
+            superseded, "resolved", f"superseded: dead-lettered again by batch {s.batch_id}"
+        )
+    if recovered.len():
+        store.mark_failed(
+            recovered,
+            "resolved",
+            f"recovered: the record arrived in good form in batch {s.batch_id}",
+        )
+
+
+def track_step(
+    s: SyncSlice, catalog: EntityCatalog, store: StateStore, default_tz: str
+) -> SyncSlice:
     """Record the run's outcome; fail loudly when its records do not add up.
 
     Raises:
         ConservationError: when a record is missing from every bucket or in two.
     """
     began = time.monotonic()
-    if s.dead.height:
-        store.add_failed(s.batch_id, s.entity, s.dead)
+    rowversion = catalog[s.entity].source.rowversion
+    letters = with_key_hashes(s, catalog, default_tz)
+    close_obsolete_letters(s, store, letters)
+    if letters.height:
+        store.add_failed(s.batch_id, s.entity, letters.drop(ROW))
     # Release first: a superseded child that waits again is queued anew just below.
     settled = [x for x in (s.released, s.plan.superseded if s.plan else None) if x is not None]
     if settled:
         keys = pl.concat(settled)
         if keys.len():
             store.release_pending(s.entity, keys)
+    if s.expired is not None and s.expired.len():
+        store.expire_pending(s.entity, s.expired)
     if s.pending is not None and s.pending.height:
         store.add_pending(s.entity, s.batch_id, s.pending.drop("_row", strict=False))
     done = s.advance("track", began, metrics={"dead_lettered": s.dead.height})

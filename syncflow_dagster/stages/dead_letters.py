@@ -12,6 +12,7 @@ import polars as pl
 from syncflow_dagster.stages.failures import ROW
 
 DEAD_LETTER_SCHEMA = {
+    ROW: pl.UInt32,
     "bk_hash": pl.String,
     "source_key": pl.String,
     "rowversion": pl.Int64,
@@ -97,3 +98,31 @@ def dead_letters(
             for c, t in DEAD_LETTER_SCHEMA.items()
         ]
     )
+
+
+def letters_to_close(
+    open_letters: pl.DataFrame, new_letters: pl.DataFrame, fine_keys: pl.Series | None
+) -> tuple[pl.Series, pl.Series]:
+    """Open dead letters a run makes obsolete: ``(superseded ids, recovered ids)``.
+
+    Superseded: the run dead-letters the same record version again (same
+    BK_HASH — or raw key, when the key could not be read — and rowversion); the
+    new letter replaces the old. Recovered: the run fetched the record in a good
+    form (it was delivered, unchanged, settled or now waits for a parent).
+
+    Args:
+        open_letters: ``id``, ``bk_hash``, ``source_key``, ``rowversion`` of open letters.
+        new_letters: this run's dead letters.
+        fine_keys: BK_HASHes the run fetched and did not fail (None: not known).
+    """
+    same_key = pl.coalesce(pl.col("bk_hash"), pl.col("source_key"))
+    again = new_letters.select(same_key.alias("_k"), "rowversion").unique()
+    superseded = open_letters.with_columns(same_key.alias("_k")).join(
+        again, on=["_k", "rowversion"], how="semi", nulls_equal=True
+    )
+    recovered = (
+        open_letters.filter(pl.col("bk_hash").is_in(fine_keys.implode()))
+        if fine_keys is not None and fine_keys.len()
+        else open_letters.clear()
+    )
+    return superseded.get_column("id"), recovered.get_column("id")

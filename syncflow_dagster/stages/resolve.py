@@ -184,7 +184,8 @@ def resolve(
         pl.col("rowversion").cast(pl.Int64),
         pl.lit(None, dtype=pl.UInt32).alias("_row"),
         pl.col("payload").str.json_path_match("$.op").alias(OP),
-        pl.lit(False).alias(NEW),
+        # a waiting child was never acknowledged, so it has no state row
+        (pl.col("payload").str.json_path_match("$.op") != DELETE).alias(NEW),
         pl.col("payload").alias(LINE),
         pl.when(pl.col("payload").str.json_path_match("$.op") == DELETE)
         .then(pl.lit(0, dtype=pl.Int8))

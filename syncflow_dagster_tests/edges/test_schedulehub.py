@@ -7,9 +7,15 @@ from syncflow_dagster.edges.schedulehub import BatchOutcome, ScheduleHubClient
 from syncflow_dagster.testing.schedulehub import running_schedulehub
 
 ITEM = {
-    "item_no": "ITM-1", "description": None, "item_type": "MAKE", "uom": "EA",
-    "standard_cost": 1.5, "lead_time_days": 3, "is_active": True,
-    "created_on": "2026-01-02", "last_updated_at": "2026-01-02T03:04:05Z",
+    "item_no": "ITM-1",
+    "description": None,
+    "item_type": "MAKE",
+    "uom": "EA",
+    "standard_cost": 1.5,
+    "lead_time_days": 3,
+    "is_active": True,
+    "created_on": "2026-01-02",
+    "last_updated_at": "2026-01-02T03:04:05Z",
 }
 
 
@@ -57,9 +63,14 @@ def test_concurrent_batches_report_every_outcome_and_counts() -> None:
 def test_rejections_are_reported_with_position_code_and_detail() -> None:
     bad = _item(2, uom=None)
     orphan = {
-        "external_id": "e" * 32, "op": "upsert", "data_hash": "f" * 64,
+        "external_id": "e" * 32,
+        "op": "upsert",
+        "data_hash": "f" * 64,
         "data": {
-            "order_no": "WO-1", "item_no": "ITM-X", "quantity": 1.0, "status": "PLANNED",
+            "order_no": "WO-1",
+            "item_no": "ITM-X",
+            "quantity": 1.0,
+            "status": "PLANNED",
         },
         "parents": [{"entity": "items", "external_id": "d" * 32}],
     }
@@ -68,7 +79,11 @@ def test_rejections_are_reported_with_position_code_and_detail() -> None:
         orphaned = client.ingest_body("work_orders", *_body([orphan]))
     assert outcome.statuses == {"created": 1, "rejected": 1}
     [rejection] = outcome.rejections
-    assert (rejection.position, rejection.external_id, rejection.code) == (1, bad["external_id"], "invalid_record")
+    assert (rejection.position, rejection.external_id, rejection.code) == (
+        1,
+        bad["external_id"],
+        "invalid_record",
+    )
     assert "uom" in rejection.detail
     assert orphaned.rejections[0].code == "missing_parent"
 

@@ -129,3 +129,30 @@ def test_records_failing_the_mapping_carry_their_normalized_and_mapped_forms(
         pl.col("WO_NO").is_in(closed.get_column("WO_NO").implode())
     )
     assert batches["work_order_operations"]["pending_children"] == ops_of_closed.height
+
+
+def test_dead_letters_are_not_duplicated_by_reruns_and_close_when_the_record_recovers(
+    make_harness: MakeHarness,
+) -> None:
+    h = make_harness(BAD)
+    h.sync_parent_first(mode="full")
+    first = letters(h, "work_orders")
+    assert first.height > 0 and first["bk_hash"].null_count() < first.height  # keys readable
+    h.sync_parent_first(mode="full")
+    now_open = letters(h, "work_orders")
+    assert now_open.height == first.height  # the same bad records, dead-lettered once
+    closed = h.store.list_failed("work_orders", status="resolved", limit=100_000)
+    assert closed.height == first.height
+    assert closed["resolution"].str.starts_with("superseded").all()
+
+    # Repair one record with an unreadable number in the ERP: its letter closes.
+    bad = h.api.dataset.bad_rows("work_orders").filter(pl.col("_bad") == "bad_number").head(1)
+    h.api.dataset.update_keys("work_orders", [[bad.item(0, "_k0")]])
+    h.run_entity("work_orders")
+    recovered = h.store.list_failed("work_orders", status="resolved", limit=100_000).filter(
+        pl.col("resolution").str.starts_with("recovered")
+    )
+    assert recovered.height == 1
+    assert json_of(recovered.item(0, "source_key"))["WO_NO"] == bad.item(0, "_k0")
+    assert letters(h, "work_orders").height == first.height - 1
+    assert h.reconcile().ok

@@ -64,6 +64,30 @@ class BatchOps(StoreBase):
         with self._write() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def running_batches(self, entity: str) -> list[dict[str, Any]]:
+        """``id`` and ``run_id`` of the entity's batches still marked running."""
+        c = sync_batches.c
+        stmt = select(c.id, c.run_id).where(c.entity == entity, c.status == "running")
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def abandon_batch(self, batch_id: int, reason: str) -> bool:
+        """Close a batch left 'running' by a run that ended without closing it.
+
+        It is marked failed, without a watermark: its records are read again.
+
+        Returns:
+            Whether the batch was still running (and is closed now).
+        """
+        c = sync_batches.c
+        stmt = (
+            update(sync_batches)
+            .where(c.id == batch_id, c.status == "running")
+            .values(status="failed", finished_at=utcnow(), error=f"abandoned: {reason}")
+        )
+        with self._write() as conn:
+            return bool(conn.execute(stmt).rowcount)
+
     def update_metrics(self, batch_id: int, metrics: Mapping[str, int]) -> None:
         """Set some metrics of a batch (absolute values) while it runs."""
         values = check_metrics(metrics)

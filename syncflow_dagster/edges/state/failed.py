@@ -113,6 +113,17 @@ class FailedOps(StoreBase):
         )
         return self._failed_frame(stmt)
 
+    def open_failed(self, entity: str) -> pl.DataFrame:
+        """``id``, ``bk_hash``, ``source_key``, ``rowversion`` of an entity's open dead letters."""
+        c = failed_records.c
+        stmt = select(c.id, c.bk_hash, c.source_key, c.rowversion).where(
+            c.entity == entity, c.status == "open"
+        )
+        with self._read() as conn:
+            rows = [tuple(row) for row in conn.execute(stmt)]
+        schema = {"id": pl.Int64(), "bk_hash": pl.String(), "source_key": pl.String()}
+        return pl.DataFrame(rows, schema={**schema, "rowversion": pl.Int64()}, orient="row")
+
     def count_failed(self, entity: str | None = None, status: str | None = "open") -> int:
         """How many dead letters (of one entity / status) there are."""
         stmt = select(func.count()).select_from(failed_records)

@@ -101,3 +101,20 @@ def test_last_batch_of_other_mapping(store: StateStore) -> None:
     assert store.last_batch_of_other_mapping("items", 1) == second + 1
     assert store.last_batch_of_other_mapping("work_orders", 5) is None
     assert store.last_batch_of_other_mapping("nothing", 1) is None
+
+
+def test_running_batches_and_abandoning_one(store: StateStore) -> None:
+    dead = store.start_batch("items", "r1", "full")
+    other = store.start_batch("work_orders", "r2", "full")
+    current = store.start_batch("items", "r3", "incremental")
+    assert [(b["id"], b["run_id"]) for b in store.running_batches("items")] == [
+        (dead, "r1"),
+        (current, "r3"),
+    ]
+    assert store.abandon_batch(dead, "its run is no longer running")
+    assert not store.abandon_batch(dead, "twice")
+    batch = store.get_batch(dead)
+    assert (batch["status"], batch["watermark_to"]) == ("failed", None)
+    assert batch["error"] == "abandoned: its run is no longer running"
+    assert store.get_batch(current)["status"] == "running"
+    assert store.get_batch(other)["status"] == "running"
