@@ -186,7 +186,8 @@ class ScheduleHubClient:
         """Send ``batches`` batches concurrently (up to ``workers`` in flight).
 
         ``make_body(i)`` gives batch ``i``'s body and record count when the batch
-        is about to go, so only the batches in flight are held in memory.
+        is about to go, so only the batches in flight are held in memory; a batch
+        of no records is not sent (and has no outcome).
         ``on_outcome`` is called once per batch as its answer arrives, from one
         thread at a time. The first permanent failure stops further batches and is raised.
         """
@@ -198,6 +199,8 @@ class ScheduleHubClient:
                 return
             try:
                 body, size = make_body(index)
+                if size == 0:  # nothing to send in this batch
+                    return
                 outcome = self.ingest_body(entity, body, size, index)
             except BaseException as exc:
                 failed.append(exc)

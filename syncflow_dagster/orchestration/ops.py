@@ -165,7 +165,7 @@ def validate(
 ) -> SyncSlice:
     """Apply the entity's rules; records that break one are dead-lettered."""
     with failing_batch(state.store, s):
-        out = validate_step(s, entities.catalog)
+        out = validate_step(s, entities.catalog, entities.erp_timezone)
     _counts(context, out, "validate", failed=out.metrics["validation_failed"])
     return out
 

@@ -33,15 +33,14 @@ def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
     if restamp.height:
         store.upsert_state(s.entity, restamp.drop("_state_rv"), s.batch_id)
     fetched = s.fetched_keys if s.fetched_keys is not None else s.frame["bk_hash"]
-    deletes = (
-        find_deletes(s.present_keys.get_column("bk_hash"), state, fetched)
-        if s.present_keys is not None
-        else None
-    )
+    deletes = s.deletes  # found at fetch when the full fetch saw every key
+    if deletes is None and s.present_keys is not None:
+        deletes = find_deletes(s.present_keys.get_column("bk_hash"), state, fetched)
     return s.advance(
         "delta",
         began,
-        frame=classified.filter(pl.col(OP) != UNCHANGED),
+        # no copy of the wide frame when nothing is unchanged (an initial load)
+        frame=classified.filter(pl.col(OP) != UNCHANGED) if unchanged.height else classified,
         deletes=deletes,
         state=None,
         fetched_keys=fetched,

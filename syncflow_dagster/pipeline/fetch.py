@@ -10,9 +10,13 @@ from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.keys import key_hashes
+from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
-from syncflow_dagster.stages.delta import settled_rows
+from syncflow_dagster.stages.delta import compare_with_state, rows_mask
 from syncflow_dagster.stages.failures import ROW
+
+# Slices at least this big keep their raw form on disk once past the map step.
+SPILL_ROWS = 100_000
 
 # Raise when a release changes how records are normalized or mapped: every
 # record is then mapped again instead of being taken as settled.
@@ -104,21 +108,15 @@ def fetch_step(
     keys = key_hashes(raw, cfg, columns, tz)
     if state is None:
         state = store.load_state_for(entity, keys.get_column("bk_hash"))
-    present = None
-    if mode == "full":
-        # Deletes: keys in the state that the ERP no longer has. A full fetch that
-        # read to the end has seen every key already; one cut short by the row
-        # limit asks APISmith's key listing.
-        present = (
-            key_hashes(client.keys(cfg.source.entity, cfg.source.key), cfg, columns, tz)
-            if fetched.truncated
-            else keys
-        )
-    settled = (
-        settled_rows(keys, _rowversions(raw, cfg), state, stale)
-        if cfg.source.rowversion
-        else pl.Series(ROW, [], dtype=pl.UInt32)
-    )
+    # Deletes are keys in the state the ERP no longer has. A full fetch that read
+    # to the end has seen every key (the comparison finds them); one cut short by
+    # the row limit asks APISmith's key listing (the delta step compares it).
+    complete = mode == "full" and not fetched.truncated
+    compared = compare_with_state(keys, _rowversions(raw, cfg), state, stale, complete)
+    settled = compared.settled
+    present = keys if complete else None
+    if mode == "full" and fetched.truncated:
+        present = key_hashes(client.keys(cfg.source.entity, cfg.source.key), cfg, columns, tz)
     return _slice(
         batch_id,
         entity,
@@ -133,6 +131,7 @@ def fetch_step(
         settled=settled,
         present=None if present is None else present.get_column("bk_hash"),
         fetched_keys=keys.get_column("bk_hash"),
+        deletes=compared.gone,
     ).advance("fetch", began, metrics={"fetched": raw.height, "unchanged": settled.len()})
 
 
@@ -157,10 +156,11 @@ def _slice(
     settled: pl.Series | None = None,
     present: pl.Series | None = None,
     fetched_keys: pl.Series | None = None,
+    deletes: pl.DataFrame | None = None,
 ) -> SyncSlice:
     """The slice after fetch: settled records set aside, the rest to normalize."""
     todo = (
-        raw.filter(~pl.col(ROW).is_in(settled.implode()))
+        raw.filter(~rows_mask(settled, raw.height))
         if settled is not None and settled.len()
         else raw
     )
@@ -173,11 +173,14 @@ def _slice(
         truncated=truncated,
         top_rowversion=_rowversions(raw, cfg).max(),  # type: ignore[arg-type]
         raw=todo,
+        raw_spill=RawSpill(todo) if todo.height >= SPILL_ROWS else None,
         frame=todo,
         state=state,
         stale_keys=stale,
         present_keys=None if present is None else present.to_frame("bk_hash"),
         fetched_keys=fetched_keys,
+        deletes=deletes,
+        delete_candidates=0 if deletes is None else deletes.height,
         settled=0 if settled is None else settled.len(),
     )
 

@@ -21,11 +21,11 @@ from syncflow_dagster.pipeline.resolve import line_expr
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.state_writer import StateWriter, state_writer
 from syncflow_dagster.pipeline.transform import column_specs, entity_timezone
-from syncflow_dagster.stages.dead_letters import dead_letters
+from syncflow_dagster.stages.dead_letters import dead_letters, empty_dead_letters
 from syncflow_dagster.stages.delta import DELETE, OP
 from syncflow_dagster.stages.encode import LINE
 from syncflow_dagster.stages.normalize import normalize
-from syncflow_dagster.stages.resolve import NEW, RELEASED, WAVE, named_parents_json
+from syncflow_dagster.stages.resolve import BLOCKED, NEW, RELEASED, WAVE, named_parents_json
 
 PENDING_CODES = frozenset({"missing_parent", "has_children"})
 
@@ -61,6 +61,18 @@ def _rejected(rows: pl.DataFrame, rejections: list[Rejection]) -> pl.DataFrame:
     return picked.drop("_pos")
 
 
+def waves(send: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+    """The plan's waves in order, each a zero-copy slice (the plan is ordered by wave)."""
+    sizes = send.group_by(WAVE, maintain_order=True).len()
+    out, offset = [], 0
+    for wave, size in sizes.iter_rows():
+        out.append((int(wave), send.slice(offset, size)))
+        offset += size
+    if [w for w, _ in out] != sorted({w for w, _ in out}):
+        raise ValueError("the send plan is not ordered by wave")
+    return out
+
+
 def deliver(
     send: pl.DataFrame,
     hub_entity: str,
@@ -77,8 +89,7 @@ def deliver(
     """
     line = pl.coalesce(pl.col(LINE), encode)
     result = Delivery()
-    for wave in sorted(send.get_column(WAVE).unique().to_list()):
-        rows = send.filter(pl.col(WAVE) == wave)
+    for wave, rows in waves(send):
         wave_id = writer.begin_wave(rows, batch_size)
         bodies = BatchBodies(rows, line, batch_size, f"{batch_id}-{wave}")
 
@@ -88,24 +99,35 @@ def deliver(
             result.statuses.update(_outcome_statuses(outcome, rows, batch_size))
             result.batches += 1
             result.resent += outcome.attempts - 1
-            writer.acknowledge(
-                wave_id, outcome.index, outcome.size, tuple(r.position for r in outcome.rejections)
-            )
+            rejected: tuple[int, ...] = ()
             if outcome.rejections:
-                part = rows.slice(outcome.index * batch_size, outcome.size)
+                part = sent_rows(rows, outcome.index, batch_size)
+                positions = part.get_column("_gpos")
+                rejected = tuple(int(positions[r.position]) for r in outcome.rejections)
                 result.rejected.append(
                     _rejected(part.with_columns(line.alias(LINE)), outcome.rejections)
                 )
+            writer.acknowledge(wave_id, outcome.index, outcome.size, rejected)
 
         hub.ingest_many(hub_entity, bodies.batches, bodies.body, on_outcome)
     return result
+
+
+def sent_rows(rows: pl.DataFrame, index: int, batch_size: int) -> pl.DataFrame:
+    """The rows batch ``index`` of a wave carried, with ``_gpos``, their place in the wave.
+
+    Waiting children are in the wave but never sent.
+    """
+    start = index * batch_size
+    part = rows.slice(start, batch_size).with_row_index("_gpos", offset=start)
+    return part.filter(~pl.col(BLOCKED))
 
 
 def _outcome_statuses(outcome: BatchOutcome, rows: pl.DataFrame, batch_size: int) -> Counter[str]:
     """The batch's statuses; for a resent batch, inserts and updates as the delta saw them."""
     if outcome.attempts == 1:
         return outcome.statuses
-    part = rows.slice(outcome.index * batch_size, outcome.size).with_row_index("_pos")
+    part = sent_rows(rows, outcome.index, batch_size).with_row_index("_pos")
     if outcome.rejections:
         rejected = pl.Series([r.position for r in outcome.rejections], dtype=pl.UInt32)
         part = part.filter(~pl.col("_pos").is_in(rejected.implode()))
@@ -151,7 +173,9 @@ class BatchBodies:
             rows.select(
                 self._line.alias(LINE),
                 (pl.int_range(pl.len(), dtype=pl.Int64) // self._batch_size + first).alias("_b"),
+                BLOCKED,
             )
+            .filter(~pl.col(BLOCKED))
             .group_by("_b", maintain_order=True)
             .agg(pl.col(LINE).str.join(","), pl.len().alias("_n"))
         )
@@ -165,7 +189,16 @@ class BatchBodies:
             ).cast(pl.Binary),
             "_n",
         )
-        return list(zip(framed.to_series(0).to_list(), framed.to_series(1).to_list(), strict=True))
+        built = dict(
+            zip(
+                grouped.get_column("_b").to_list(),
+                zip(framed.to_series(0).to_list(), framed.to_series(1).to_list(), strict=True),
+                strict=True,
+            )
+        )
+        # A batch whose every record waits for a parent has nothing to send.
+        last = min(first + self._per_chunk, self.batches)
+        return [built.get(b, (b"", 0)) for b in range(first, last)]
 
     def body(self, i: int) -> tuple[bytes, int]:
         """Batch ``i``'s request body and its record count."""
@@ -191,9 +224,9 @@ def rejected_letters(
     the ``data`` they were sent with.
     """
     if fails.height == 0:
-        return dead_letters("ingest", fails, s.raw, (), None)
+        return empty_dead_letters()
     cfg = catalog[s.entity]
-    raw_rows = s.raw.join(fails.select("_row"), on="_row", how="semi")
+    raw_rows = s.raw_rows(fails.get_column("_row"))
     renormalized = normalize(
         raw_rows, column_specs(cfg, s.source_columns), entity_timezone(cfg, default_tz)
     ).frame
@@ -203,7 +236,7 @@ def rejected_letters(
     return dead_letters(
         "ingest",
         fails.select("_row", "code", "detail"),
-        s.raw,
+        raw_rows,
         cfg.source.key,
         cfg.source.rowversion,
         normalized=renormalized,

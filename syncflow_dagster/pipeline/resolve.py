@@ -33,8 +33,11 @@ def _drop_gone(
     """
     if present is None or waiting.height == 0:
         return waiting, None
+    listed = present.get_column("bk_hash")
+    # Probe the (many) listed keys against the (few) waiting ones, not the other way.
+    seen = listed.filter(listed.is_in(waiting.get_column("bk_hash").implode()))
     is_upsert = pl.col("payload").str.json_path_match("$.op") != DELETE
-    gone = is_upsert & ~pl.col("bk_hash").is_in(present.get_column("bk_hash").implode())
+    gone = is_upsert & ~pl.col("bk_hash").is_in(seen.implode())
     return waiting.filter(~gone), waiting.filter(gone).get_column("bk_hash")
 
 

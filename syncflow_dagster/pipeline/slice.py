@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 import polars as pl
 
+from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.stages.dead_letters import DEAD_LETTER_SCHEMA, empty_dead_letters
+from syncflow_dagster.stages.failures import ROW
 from syncflow_dagster.stages.resolve import ResolvePlan
 from syncflow_dagster.stages.track import METRIC_NAMES
 
@@ -33,6 +35,7 @@ class SyncSlice:
     stale_keys: pl.Series | None = None
     expired: pl.Series | None = None
     raw: pl.DataFrame = field(default_factory=pl.DataFrame)
+    raw_spill: RawSpill | None = None
     frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     dead: pl.DataFrame = field(default_factory=empty_dead_letters)
     present_keys: pl.DataFrame | None = None
@@ -51,6 +54,12 @@ class SyncSlice:
         metrics = {**self.metrics, **changes.pop("metrics", {})}
         seconds = {**self.stage_seconds, stage: time.monotonic() - began}
         return replace(self, metrics=metrics, stage_seconds=seconds, **changes)
+
+    def raw_rows(self, ids: pl.Series) -> pl.DataFrame:
+        """The fetched (raw) form of the records with these ``_row`` ids."""
+        if self.raw_spill is not None and self.raw.height == 0:
+            return self.raw_spill.rows(ids)
+        return self.raw.join(ids.cast(pl.UInt32).to_frame(ROW).unique(), on=ROW, how="semi")
 
     def with_dead(self, letters: pl.DataFrame) -> pl.DataFrame:
         """This slice's dead letters with ``letters`` added."""

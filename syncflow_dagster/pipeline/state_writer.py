@@ -17,9 +17,9 @@ import polars as pl
 
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.stages.delta import DELETE, OP
-from syncflow_dagster.stages.resolve import NEW
+from syncflow_dagster.stages.resolve import BLOCKED, NEW
 
-STATE_COLUMNS = ["bk_hash", "data_hash", "rowversion", OP, NEW]
+STATE_COLUMNS = ["bk_hash", "data_hash", "rowversion", OP, NEW, BLOCKED]
 # Fewer, bigger writes cost the database far less than many small ones; these
 # sizes still let the writes overlap with the sending on big waves.
 FLUSH_ROWS = 250_000
@@ -64,7 +64,10 @@ class StateWriter:
         return len(self._waves) - 1
 
     def acknowledge(self, wave: int, index: int, size: int, rejected: tuple[int, ...]) -> None:
-        """Batch ``index`` of ``wave`` was answered; ``rejected`` are positions in the batch."""
+        """Batch ``index`` of ``wave`` was answered.
+
+        ``size`` records went; ``rejected`` are the positions (in the wave) of those refused.
+        """
         if self._error is not None:
             raise self._error
         self._queue.put(_Ack(wave, index, size, rejected))
@@ -74,6 +77,7 @@ class StateWriter:
             return
         position = pl.int_range(0, wave.rows.height, dtype=pl.Int64, eager=True)
         answered = (position // wave.batch_size).is_in(pl.Series(wave.batches).implode())
+        answered = answered & ~wave.rows.get_column(BLOCKED)
         if wave.rejected:
             answered = answered & ~position.is_in(pl.Series(wave.rejected).implode())
         acked = wave.rows.filter(answered)
@@ -95,7 +99,7 @@ class StateWriter:
             while (ack := self._queue.get()) is not None:
                 wave = self._waves[ack.wave]
                 wave.batches.append(ack.index)
-                wave.rejected.extend(ack.index * wave.batch_size + p for p in ack.rejected)
+                wave.rejected.extend(ack.rejected)
                 wave.pending += ack.size - len(ack.rejected)
                 if wave.pending >= self._flush_rows:
                     self._write(wave)

@@ -6,7 +6,6 @@ import polars as pl
 
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.state import StateStore
-from syncflow_dagster.pipeline.keys import key_hashes
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.dead_letters import letters_to_close
 from syncflow_dagster.stages.failures import ROW
@@ -24,22 +23,6 @@ def watermark(s: SyncSlice, rowversion: str | None) -> int | None:
     if rowversion is None or top is None:
         return s.since_rowversion
     return int(top) - 1 if s.truncated else int(top)
-
-
-def with_key_hashes(s: SyncSlice, catalog: EntityCatalog, default_tz: str) -> pl.DataFrame:
-    """The run's dead letters, with their BK_HASH wherever the key could be read."""
-    dead = s.dead
-    unknown = dead.filter(pl.col("bk_hash").is_null() & pl.col(ROW).is_not_null())
-    if unknown.height == 0 or not s.source_columns:
-        return dead
-    cfg = catalog[s.entity]
-    rows = s.raw.join(unknown.select(ROW), on=ROW, how="semi")
-    keys = key_hashes(rows, cfg, s.source_columns, cfg.source.timezone or default_tz)
-    return (
-        dead.join(keys.rename({"bk_hash": "_bk"}), on=ROW, how="left")
-        .with_columns(pl.coalesce("bk_hash", "_bk").alias("bk_hash"))
-        .drop("_bk")
-    )
 
 
 def close_obsolete_letters(s: SyncSlice, store: StateStore, letters: pl.DataFrame) -> None:
@@ -74,7 +57,7 @@ def track_step(
     """
     began = time.monotonic()
     rowversion = catalog[s.entity].source.rowversion
-    letters = with_key_hashes(s, catalog, default_tz)
+    letters = s.dead
     close_obsolete_letters(s, store, letters)
     if letters.height:
         store.add_failed(s.batch_id, s.entity, letters.drop(ROW))
@@ -99,5 +82,7 @@ def track_step(
         watermark_to=None if problems else watermark(s, rowversion),
         error="; ".join(problems) or None,
     )
+    if s.raw_spill is not None:
+        s.raw_spill.close()
     check_conservation(metrics, s.delete_candidates, s.settled)
     return s.advance("track", began, metrics=metrics)

@@ -3,11 +3,15 @@
 import time
 from collections.abc import Collection, Mapping
 
+import polars as pl
+
 from syncflow_dagster.config.loader import ConfigError, EntityCatalog
 from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.edges.schedulehub import HubEntity
+from syncflow_dagster.pipeline.keys import key_hashes
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.dead_letters import dead_letters
+from syncflow_dagster.stages.failures import ROW
 from syncflow_dagster.stages.mapping import MappingError, map_records
 from syncflow_dagster.stages.normalize import ColumnSpec, normalize
 from syncflow_dagster.stages.validate import validate
@@ -23,6 +27,25 @@ def entity_timezone(cfg: EntityConfig, default: str) -> str:
     return cfg.source.timezone or default
 
 
+def with_key_hashes(
+    letters: pl.DataFrame, s: SyncSlice, cfg: EntityConfig, default_tz: str
+) -> pl.DataFrame:
+    """Dead letters with their BK_HASH wherever the record's key can be read.
+
+    Done while the raw form is still in memory, for the few failed rows only.
+    """
+    unknown = letters.filter(pl.col("bk_hash").is_null())
+    if unknown.height == 0:
+        return letters
+    rows = s.raw.join(unknown.select(ROW), on=ROW, how="semi")
+    keys = key_hashes(rows, cfg, s.source_columns, entity_timezone(cfg, default_tz))
+    return (
+        letters.join(keys.rename({"bk_hash": "_bk"}), on=ROW, how="left")
+        .with_columns(pl.coalesce("bk_hash", "_bk").alias("bk_hash"))
+        .drop("_bk")
+    )
+
+
 def normalize_step(s: SyncSlice, catalog: EntityCatalog, default_tz: str) -> SyncSlice:
     """Parse every value into its type; unreadable values dead-letter their record."""
     began = time.monotonic()
@@ -36,12 +59,12 @@ def normalize_step(s: SyncSlice, catalog: EntityCatalog, default_tz: str) -> Syn
         "normalize",
         began,
         frame=result.frame,
-        dead=s.with_dead(letters),
+        dead=s.with_dead(with_key_hashes(letters, s, cfg, default_tz)),
         metrics={"normalized": result.frame.height, "normalize_failed": result.failures.height},
     )
 
 
-def validate_step(s: SyncSlice, catalog: EntityCatalog) -> SyncSlice:
+def validate_step(s: SyncSlice, catalog: EntityCatalog, default_tz: str) -> SyncSlice:
     """Apply the entity's rules (and the key checks); breakers are dead-lettered."""
     began = time.monotonic()
     cfg = catalog[s.entity]
@@ -53,7 +76,7 @@ def validate_step(s: SyncSlice, catalog: EntityCatalog) -> SyncSlice:
         "validate",
         began,
         frame=good,
-        dead=s.with_dead(letters),
+        dead=s.with_dead(with_key_hashes(letters, s, cfg, default_tz)),
         metrics={"validated": good.height, "validation_failed": failures.height},
     )
 
@@ -126,10 +149,17 @@ def map_step(
         mapped=result.rejected,
         fields=[f.name for f in cfg.target.fields],
     )
+    if s.raw_spill is not None:
+        # Past this step only the hub can fail a record: the raw form waits on disk.
+        s.raw_spill.wait()
+        raw = s.raw.clear()
+    else:
+        raw = s.raw
     return s.advance(
         "map",
         began,
+        raw=raw,
         frame=result.frame,
-        dead=s.with_dead(letters),
+        dead=s.with_dead(with_key_hashes(letters, s, cfg, default_tz)),
         metrics={"mapped": result.frame.height, "map_failed": result.failures.height},
     )

@@ -120,9 +120,9 @@ def letters_to_close(
     superseded = open_letters.with_columns(same_key.alias("_k")).join(
         again, on=["_k", "rowversion"], how="semi", nulls_equal=True
     )
-    recovered = (
-        open_letters.filter(pl.col("bk_hash").is_in(fine_keys.implode()))
-        if fine_keys is not None and fine_keys.len()
-        else open_letters.clear()
-    )
+    recovered = open_letters.clear()
+    if fine_keys is not None and fine_keys.len():
+        # Probe the (many) fine keys against the (few) open letters.
+        hit = fine_keys.filter(fine_keys.is_in(open_letters.get_column("bk_hash").implode()))
+        recovered = open_letters.filter(pl.col("bk_hash").is_in(hit.implode()))
     return superseded.get_column("id"), recovered.get_column("id")

@@ -5,6 +5,8 @@ different DATA_HASH; ``unchanged`` — same DATA_HASH: never sent. Deletes are t
 keys in the state that the ERP no longer lists (full runs only).
 """
 
+from dataclasses import dataclass
+
 import polars as pl
 
 OP = "_op"
@@ -21,6 +23,8 @@ def classify(records: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
         records: one row per record, with ``bk_hash`` and ``data_hash``.
         state: the sync state of (at least) those keys: ``bk_hash``, ``data_hash``.
     """
+    if state.height == 0:  # nothing synced yet: every record is an insert, no join needed
+        return records.with_columns(pl.lit(INSERT).alias(OP))
     known = state.select("bk_hash", pl.col("data_hash").alias("_state_hash"))
     ops = records.select("bk_hash", "data_hash").join(
         known, on="bk_hash", how="left", maintain_order="left"
@@ -44,7 +48,9 @@ def find_deletes(present: pl.Series, state: pl.DataFrame, fetched: pl.Series) ->
         fetched: BK_HASHes of the records this run fetched; a record fetched but
             missing from the key listing (deleted meanwhile) is left to the next run.
     """
-    gone = state.select("bk_hash", "rowversion").filter(~pl.col("bk_hash").is_in(present.implode()))
+    gone = state.select("bk_hash", "rowversion").join(
+        present.to_frame("bk_hash"), on="bk_hash", how="anti"
+    )
     if fetched.len() and gone.height:
         # Probe the (large) fetched keys against the (few) gone ones.
         seen = fetched.filter(fetched.is_in(gone.get_column("bk_hash").implode()))
@@ -52,29 +58,62 @@ def find_deletes(present: pl.Series, state: pl.DataFrame, fetched: pl.Series) ->
     return gone.with_columns(pl.lit(DELETE).alias(OP))
 
 
-def settled_rows(
-    keys: pl.DataFrame, rowversions: pl.Series, state: pl.DataFrame, stale: pl.Series
-) -> pl.Series:
-    """``_row``s of fetched records the hub already has in exactly this version.
+def rows_mask(rows: pl.Series, height: int) -> pl.Series:
+    """A boolean mask of ``height`` rows, true at the given ``_row`` positions (no hashing)."""
+    mask = pl.repeat(False, height, dtype=pl.Boolean, eager=True)
+    return mask.scatter(rows, True) if rows.len() else mask
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Fetched records against the state: the settled ones, and (full listing) the gone ones."""
+
+    settled: pl.Series
+    gone: pl.DataFrame | None
+
+
+def compare_with_state(
+    keys: pl.DataFrame,
+    rowversions: pl.Series,
+    state: pl.DataFrame,
+    stale: pl.Series,
+    complete: bool,
+) -> Comparison:
+    """Settle fetched records the hub has in exactly this version; find the ones gone.
 
     A record is settled when its state carries the same rowversion (the ERP
     raises it on every change) and was written under the current mapping (not
     in ``stale``). Keys fetched twice in one run are never settled: the validate
-    stage must see every copy.
+    stage must see every copy. When the fetch saw every record of the entity
+    (``complete``: a full run read to the end), state keys it did not see are
+    gone from the ERP: delete candidates. One join answers both.
 
     Args:
         keys: ``_row`` and ``bk_hash`` of fetched records with a readable key.
         rowversions: the rowversion of every fetched record, indexed by ``_row``.
         state: ``bk_hash`` and ``rowversion`` of (at least) those keys.
         stale: BK_HASHes whose state was written under another mapping version.
+        complete: whether the fetch listed every record of the entity.
     """
-    candidates = keys.with_columns(rowversions.gather(keys.get_column("_row")).alias("_rv"))
-    candidates = candidates.filter(
-        pl.col("_rv").is_not_null()
-        & ~pl.col("bk_hash").is_duplicated()
-        & ~pl.col("bk_hash").is_in(stale.implode())
+    fetched = keys.with_columns(rowversions.gather(keys.get_column("_row")).alias("_rv"))
+    joined = state.select("bk_hash", pl.col("rowversion").alias("_state_rv")).join(
+        fetched, on="bk_hash", how="left"
     )
-    same = candidates.join(
-        state.select("bk_hash", pl.col("rowversion").alias("_state_rv")), on="bk_hash"
-    ).filter(pl.col("_state_rv") == pl.col("_rv"))
-    return same.get_column("_row")
+    same = joined.filter(pl.col("_state_rv") == pl.col("_rv"))
+    # A key fetched twice has a copy that is not settled (its rowversion differs
+    # from the state's): that key's other copy must not be settled either. The
+    # unsettled are few, so the many settled keys are probed against them.
+    unsettled = ~rows_mask(same.get_column("_row"), rowversions.len())
+    others = keys.filter(unsettled.gather(keys.get_column("_row"))).get_column("bk_hash")
+    if others.len():
+        same = same.filter(~pl.col("bk_hash").is_in(others.implode()))
+    if stale.len():
+        same = same.filter(~pl.col("bk_hash").is_in(stale.implode()))
+    gone = (
+        joined.filter(pl.col("_row").is_null()).select(
+            "bk_hash", pl.col("_state_rv").alias("rowversion"), pl.lit(DELETE).alias(OP)
+        )
+        if complete
+        else None
+    )
+    return Comparison(same.get_column("_row").unique(), gone)

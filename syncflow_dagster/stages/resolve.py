@@ -23,6 +23,7 @@ from syncflow_dagster.stages.encode import LINE, delete_line
 WAVE = "_wave"
 RELEASED = "_released"
 NEW = "_new"
+BLOCKED = "_blocked"
 WAITING_FOR_DTYPE = pl.List(pl.Struct({"entity": pl.String, "bk_hash": pl.String}))
 SEND_COLUMNS = [
     "bk_hash",
@@ -31,11 +32,19 @@ SEND_COLUMNS = [
     "_row",
     OP,
     NEW,
+    BLOCKED,
     LINE,
     WAVE,
     RELEASED,
     "waiting_for",
 ]
+"""Columns of a plan's ``send`` frame; the parent columns and target fields follow.
+
+``_new``: the delta found no state (an insert); ``_blocked``: a child that waits
+for a parent (it stays in the plan but is never sent); ``_line``: the encoded
+record of deletes and released children (fresh upserts are encoded on sending);
+``waiting_for``: the parents a released child waited for.
+"""
 
 
 def parent_column(entity: str) -> str:
@@ -45,7 +54,10 @@ def parent_column(entity: str) -> str:
 
 @dataclass(frozen=True)
 class ResolvePlan:
-    """What the ingest stage sends, what waits, and which waiting rows are superseded."""
+    """What the ingest stage sends, what waits, and which waiting rows are superseded.
+
+    ``send`` is ordered by wave (deletes, then upserts).
+    """
 
     send: pl.DataFrame
     pending: pl.DataFrame
@@ -154,9 +166,10 @@ def resolve(
         if parents
         else pl.lit(False)
     )
-    marked = upserts.with_columns(blocked.alias("_blocked"))
-    ready = marked.filter(~pl.col("_blocked"))
-    held = marked.filter(pl.col("_blocked")).with_columns(_refs(parents, present).alias("_missing"))
+    # Children that wait stay in the plan, flagged: they are not sent, and the wide
+    # frame is not copied to leave them out.
+    ready = upserts.with_columns(blocked.alias(BLOCKED))
+    held = ready.filter(pl.col(BLOCKED)).with_columns(_refs(parents, present).alias("_missing"))
     no_parents = [pl.lit(None, dtype=pl.String).alias(c) for c in parent_cols]
 
     # Probe the (large) fetched keys against the (small) waiting set, not the other way.
@@ -186,6 +199,7 @@ def resolve(
         pl.col("payload").str.json_path_match("$.op").alias(OP),
         # a waiting child was never acknowledged, so it has no state row
         (pl.col("payload").str.json_path_match("$.op") != DELETE).alias(NEW),
+        pl.lit(False).alias(BLOCKED),
         pl.col("payload").alias(LINE),
         pl.when(pl.col("payload").str.json_path_match("$.op") == DELETE)
         .then(pl.lit(0, dtype=pl.Int8))
@@ -204,6 +218,7 @@ def resolve(
                 pl.lit(None, dtype=pl.UInt32).alias("_row"),
                 pl.lit(DELETE).alias(OP),
                 pl.lit(False).alias(NEW),
+                pl.lit(False).alias(BLOCKED),
                 delete_line(),
                 pl.lit(0, dtype=pl.Int8).alias(WAVE),
                 pl.lit(False).alias(RELEASED),
@@ -217,6 +232,7 @@ def resolve(
                 pl.col("_row").cast(pl.UInt32),
                 pl.lit("upsert").alias(OP),
                 (pl.col(OP) == INSERT).alias(NEW),
+                BLOCKED,
                 pl.lit(None, dtype=pl.String).alias(LINE),
                 pl.lit(1, dtype=pl.Int8).alias(WAVE),
                 pl.lit(False).alias(RELEASED),
@@ -224,10 +240,19 @@ def resolve(
                 *parent_cols,
                 *fields,
             ),
-            released,
         ],
         how="diagonal_relaxed",
     )
+    # Released children join their wave (deletes first, upserts last), so that every
+    # wave is one contiguous run of rows: the ingest step slices it without a copy.
+    if released.height:
+        released_deletes = released.filter(pl.col(WAVE) == 0)
+        released_upserts = released.filter(pl.col(WAVE) == 1)
+        n_deletes = deletes.height
+        send = pl.concat(
+            [send.head(n_deletes), released_deletes, send.slice(n_deletes), released_upserts],
+            how="diagonal_relaxed",
+        )
     pending = held.select(
         "bk_hash",
         pl.col("rowversion").cast(pl.Int64),

@@ -1,6 +1,6 @@
 import polars as pl
 
-from syncflow_dagster.stages.delta import OP, classify, find_deletes, settled_rows
+from syncflow_dagster.stages.delta import OP, classify, compare_with_state, find_deletes, rows_mask
 
 
 def test_classify_insert_update_unchanged() -> None:
@@ -37,7 +37,7 @@ def test_no_state_means_all_inserts_and_no_deletes() -> None:
     assert find_deletes(pl.Series(["a"]), empty, pl.Series([], dtype=pl.String)).height == 0
 
 
-def test_settled_rows_need_same_rowversion_current_mapping_and_a_single_copy() -> None:
+def test_compare_settles_same_version_current_mapping_single_copy_and_finds_gone() -> None:
     keys = pl.DataFrame(
         {"_row": [0, 1, 2, 3, 4, 5], "bk_hash": ["a", "b", "c", "d", "d", "e"]},
         schema_overrides={"_row": pl.UInt32},
@@ -45,12 +45,27 @@ def test_settled_rows_need_same_rowversion_current_mapping_and_a_single_copy() -
     rowversions = pl.Series([10, 20, 30, 40, 41, None], dtype=pl.Int64)
     state = pl.DataFrame(
         {
-            "bk_hash": ["a", "b", "c", "d", "e"],
-            "data_hash": ["x"] * 5,
-            "rowversion": [10, 19, 30, 41, None],
+            "bk_hash": ["a", "b", "c", "d", "e", "gone"],
+            "data_hash": ["x"] * 6,
+            "rowversion": [10, 19, 30, 41, None, 7],
         }
     )
     stale = pl.Series(["c"])
     # a: same version -> settled; b: newer in the ERP; c: mapped under an old mapping;
     # d: fetched twice (the validate stage must see both); e: no rowversion to compare.
-    assert settled_rows(keys, rowversions, state, stale).to_list() == [0]
+    compared = compare_with_state(keys, rowversions, state, stale, complete=True)
+    assert compared.settled.to_list() == [0]
+    assert compared.gone is not None
+    assert compared.gone.to_dicts() == [{"bk_hash": "gone", "rowversion": 7, OP: "delete"}]
+    assert compare_with_state(keys, rowversions, state, stale, complete=False).gone is None
+
+
+def test_rows_mask() -> None:
+    assert rows_mask(pl.Series([1, 3], dtype=pl.UInt32), 5).to_list() == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert rows_mask(pl.Series([], dtype=pl.UInt32), 0).to_list() == []

@@ -63,10 +63,10 @@ def test_missing_parents_wait_and_present_ones_release() -> None:
     )
     send = plan.send
     assert send.filter(pl.col(WAVE) == 0)["bk_hash"].to_list() == ["gone"]
-    assert sorted(send.filter((pl.col(WAVE) == 1) & ~pl.col(RELEASED))["bk_hash"].to_list()) == [
-        "c1",
-        "c2",
-    ]
+    sent = send.filter((pl.col(WAVE) == 1) & ~pl.col(RELEASED) & ~pl.col("_blocked"))
+    assert sorted(sent["bk_hash"].to_list()) == ["c1", "c2"]
+    # The waiting child stays in the plan, flagged, so the wide frame is not copied.
+    assert send.filter(pl.col("_blocked"))["bk_hash"].to_list() == ["c3"]
     released = send.filter(pl.col(RELEASED))
     assert released["bk_hash"].to_list() == ["old1"]  # its parent i2 is present now
     assert released["data_hash"].to_list() == ["p1"]
@@ -130,3 +130,22 @@ def test_waiting_delete_is_retried_first() -> None:
     )
     row = plan.send.row(0, named=True)
     assert (row["bk_hash"], row["_op"], row[WAVE], row[RELEASED]) == ("p1", "delete", 0, True)
+
+
+def test_send_plan_is_ordered_by_wave_with_released_children_in_their_wave() -> None:
+    waiting = pl.DataFrame(
+        {
+            "bk_hash": ["wd", "wu"],
+            "rowversion": [1, 2],
+            "payload": ['{"external_id":"wd","op":"delete"}', '{"op":"upsert","data_hash":"h"}'],
+            "waiting_for": ["[]", "[]"],
+        }
+    )
+    deletes = pl.DataFrame({"bk_hash": ["gone"], "rowversion": [5]})
+    present = {"items": pl.Series(["i1", "i2"]), "centers": pl.Series(["w1", "w9"])}
+    plan = resolve(
+        _upserts(), deletes, waiting, pl.Series([], dtype=pl.String), PARENTS, present, ENCODE
+    )
+    assert plan.send[WAVE].to_list() == [0, 0, 1, 1, 1, 1]
+    assert plan.send["bk_hash"].to_list()[:2] == ["gone", "wd"]
+    assert plan.send["bk_hash"].to_list()[-1] == "wu"
