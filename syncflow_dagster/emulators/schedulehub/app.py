@@ -91,13 +91,16 @@ class _Handlers:
         if unknown is not None:
             return unknown
         with _collector_paused():
-            try:
-                batch = parse_batch(body)
-            except BatchError as exc:
-                return problem(exc.status, exc.detail)
-            outcome = self.store.ingest(entity, batch)
-            content = ingest_response(batch.batch_id, batch.ids, outcome)
-            del batch, outcome
+            applied = self.store.ingest_fast(entity, body)
+            if applied is None:
+                try:
+                    batch = parse_batch(body)
+                except BatchError as exc:
+                    return problem(exc.status, exc.detail)
+                applied = (batch.batch_id, batch.ids, self.store.ingest(entity, batch))
+                del batch
+            content = ingest_response(*applied)
+            del applied
             gc.collect(0)
         return Response(content, media_type=JSON)
 

@@ -106,7 +106,7 @@ def _is_hex(value: object, width: int) -> bool:
     )
 
 
-def _all_hex(values: Sequence[Any], width: int) -> bool:
+def all_hex(values: Sequence[Any], width: int) -> bool:
     """True only if every value is a string of ``width`` lowercase hex digits.
 
     Joined with spaces, the values must put a space exactly every width+1
@@ -240,7 +240,7 @@ def _refs(column: Sequence[Any]) -> tuple[Sequence[str], Sequence[str], list[int
         distinct = set(entities)
     except (KeyError, TypeError):  # a ref not an object, lacking a key, or an odd entity
         return None
-    if not all(type(e) is str for e in distinct) or not _all_hex(parent_ids, ID_WIDTH):
+    if not all(type(e) is str for e in distinct) or not all_hex(parent_ids, ID_WIDTH):
         return None
     if len(distinct) == 1:  # one shared string, not one copy per record
         return [sys.intern(distinct.pop())] * len(entities), parent_ids, counts
@@ -255,7 +255,7 @@ def read_records_fast(batch_id: str, records: list[Any]) -> Batch | None:
     if columns is None:
         return None
     ids, ops, datas, hashes, parents = columns
-    if not _all_hex(ids, ID_WIDTH):
+    if not all_hex(ids, ID_WIDTH):
         return None
     try:
         if not set(ops) <= OPS:
@@ -268,10 +268,10 @@ def read_records_fast(batch_id: str, records: list[Any]) -> Batch | None:
         if filled is None:
             return None
         datas = filled
-    if not _all_hex(hashes, HASH_WIDTH):
+    if not all_hex(hashes, HASH_WIDTH):
         present = [h for h in hashes if h is not _MISSING]
         filled = _fill(hashes, ops)
-        if filled is None or not _all_hex(present, HASH_WIDTH):
+        if filled is None or not all_hex(present, HASH_WIDTH):
             return None
         hashes = filled
     refs = _refs(parents)

@@ -66,17 +66,18 @@ def encode_values(
         groups = groups_of(schema, datas)
     if len(groups) == 1:
         names, _, values = groups[0]
-        return [names] * len(datas), _split_values(values)
+        return [names] * len(datas), split_values(values)
     all_names: list[tuple[str, ...]] = [()] * len(datas)
     blobs: list[bytes] = [b""] * len(datas)
     for names, positions, values in groups:
-        for pos, blob in zip(positions, _split_values(values), strict=True):
+        for pos, blob in zip(positions, split_values(values), strict=True):
             all_names[pos] = names
             blobs[pos] = blob
     return all_names, blobs
 
 
-def _split_values(values: list[tuple[Any, ...]]) -> list[bytes]:
+def split_values(values: list[tuple[Any, ...]]) -> list[bytes]:
+    """Each value tuple as stored: its JSON without the brackets (see :func:`encode_values`)."""
     if not values:
         return []
     parts = orjson.dumps(values)[2:-2].split(b"],[")

@@ -6,13 +6,14 @@ from their own thread (``records``, ``count``, ``get``).
 
 import threading
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from syncflow_dagster.emulators.schedulehub.apply import Outcome, apply_batch
 from syncflow_dagster.emulators.schedulehub.batch import Batch
+from syncflow_dagster.emulators.schedulehub.fastlane import FastLane
 from syncflow_dagster.emulators.schedulehub.journal import Journal
 from syncflow_dagster.emulators.schedulehub.render import record_json
 from syncflow_dagster.emulators.schedulehub.schemas import EntitySchema
@@ -37,6 +38,7 @@ class HubStore:
         self.schemas = dict(schemas)
         self._lock = threading.Lock()
         self._hub = {name: EntityState(name) for name in self.schemas}
+        self._lanes = {name: FastLane(schema) for name, schema in self.schemas.items()}
         self._journal = Journal(str(db_path)) if db_path is not None else None
         if self._journal is not None:
             self._load(self._journal)
@@ -58,11 +60,27 @@ class HubStore:
         schema = self.schemas[entity]
         with self._lock:
             outcome = apply_batch(self._hub, schema, batch, now or utc_now())
-            if self._journal is not None and (outcome.written_ids or outcome.deleted):
-                self._journal.append(
-                    entity, outcome.written_ids, outcome.written_rows, outcome.deleted
-                )
+            self._journal_outcome(entity, outcome)
         return outcome
+
+    def ingest_fast(
+        self, entity: str, body: bytes, now: str | None = None
+    ) -> tuple[str, Sequence[str], Outcome] | None:
+        """Apply a raw ingest body through the fast lane: batch_id, ids and outcome (all created).
+
+        None when the lane does not take the batch; nothing is changed then, and
+        the caller parses the body and calls :meth:`ingest`.
+        """
+        with self._lock:
+            applied = self._lanes[entity].apply(self._hub, body, now or utc_now())
+            if applied is None:
+                return None
+            self._journal_outcome(entity, applied[2])
+        return applied
+
+    def _journal_outcome(self, entity: str, outcome: Outcome) -> None:
+        if self._journal is not None and (outcome.written_ids or outcome.deleted):
+            self._journal.append(entity, outcome.written_ids, outcome.written_rows, outcome.deleted)
 
     def page(
         self, entity: str, after: str | None, limit: int
