@@ -7,7 +7,6 @@ process killed at any point leaves state only for records the hub has: the
 rerun resends the rest, and the hub's idempotency absorbs what it already had.
 """
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import polars as pl
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.schedulehub import BatchOutcome, Rejection, ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.bodies import BatchBodies
 from syncflow_dagster.pipeline.resolve import line_expr
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.state_writer import StateWriter, state_writer
@@ -91,7 +91,6 @@ def deliver(
     result = Delivery()
     for wave, rows in waves(send):
         wave_id = writer.begin_wave(rows, batch_size)
-        bodies = BatchBodies(rows, line, batch_size, f"{batch_id}-{wave}")
 
         def on_outcome(
             outcome: BatchOutcome, rows: pl.DataFrame = rows, wave_id: int = wave_id
@@ -109,7 +108,8 @@ def deliver(
                 )
             writer.acknowledge(wave_id, outcome.index, outcome.size, rejected)
 
-        hub.ingest_many(hub_entity, bodies.batches, bodies.body, on_outcome)
+        with BatchBodies(rows, line, batch_size, f"{batch_id}-{wave}") as bodies:
+            hub.ingest_many(hub_entity, bodies.batches, bodies.body, on_outcome)
     return result
 
 
@@ -138,80 +138,6 @@ def _outcome_statuses(outcome: BatchOutcome, rows: pl.DataFrame, batch_size: int
     )
     counted["rejected"] = len(outcome.rejections)
     return +counted
-
-
-class BatchBodies:
-    """A wave's request bodies, built a chunk of batches at a time as the senders ask.
-
-    One vectorized encode-and-join per chunk (records to JSON lines, lines to
-    bodies, bodies to bytes) costs far less than one per batch, and only the
-    chunks in flight are held in memory.
-    """
-
-    def __init__(
-        self,
-        rows: pl.DataFrame,
-        line: pl.Expr,
-        batch_size: int,
-        id_prefix: str,
-        per_chunk: int = 50,
-    ):
-        self._rows = rows
-        self._line = line
-        self._batch_size = batch_size
-        self._id_prefix = id_prefix
-        self._per_chunk = per_chunk
-        self.batches = -(-rows.height // batch_size)
-        self._chunks: dict[int, list[tuple[bytes, int]]] = {}
-        self._uses: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def _build(self, chunk: int) -> list[tuple[bytes, int]]:
-        first = chunk * self._per_chunk
-        rows = self._rows.slice(first * self._batch_size, self._per_chunk * self._batch_size)
-        grouped = (
-            rows.select(
-                self._line.alias(LINE),
-                (pl.int_range(pl.len(), dtype=pl.Int64) // self._batch_size + first).alias("_b"),
-                BLOCKED,
-            )
-            .filter(~pl.col(BLOCKED))
-            .group_by("_b", maintain_order=True)
-            .agg(pl.col(LINE).str.join(","), pl.len().alias("_n"))
-        )
-        framed = grouped.select(
-            pl.concat_str(
-                pl.lit(f'{{"batch_id":"{self._id_prefix}-'),
-                pl.col("_b").cast(pl.String),
-                pl.lit('","records":['),
-                pl.col(LINE),
-                pl.lit("]}"),
-            ).cast(pl.Binary),
-            "_n",
-        )
-        built = dict(
-            zip(
-                grouped.get_column("_b").to_list(),
-                zip(framed.to_series(0).to_list(), framed.to_series(1).to_list(), strict=True),
-                strict=True,
-            )
-        )
-        # A batch whose every record waits for a parent has nothing to send.
-        last = min(first + self._per_chunk, self.batches)
-        return [built.get(b, (b"", 0)) for b in range(first, last)]
-
-    def body(self, i: int) -> tuple[bytes, int]:
-        """Batch ``i``'s request body and its record count."""
-        chunk, at = divmod(i, self._per_chunk)
-        with self._lock:
-            if chunk not in self._chunks:
-                self._chunks[chunk] = self._build(chunk)
-                self._uses[chunk] = len(self._chunks[chunk])
-            bodies = self._chunks[chunk]
-            self._uses[chunk] -= 1
-            if self._uses[chunk] == 0:
-                del self._chunks[chunk], self._uses[chunk]
-        return bodies[at]
 
 
 def rejected_letters(

@@ -22,7 +22,7 @@ from syncflow_dagster.stages.resolve import BLOCKED, NEW
 STATE_COLUMNS = ["bk_hash", "data_hash", "rowversion", OP, NEW, BLOCKED]
 # Fewer, bigger writes cost the database far less than many small ones; these
 # sizes still let the writes overlap with the sending on big waves.
-FLUSH_ROWS = 250_000
+FLUSH_ROWS = 100_000
 
 
 @dataclass

@@ -15,7 +15,7 @@ from syncflow_dagster.paths import ENTITIES_DIR
 from syncflow_dagster.pipeline import fetch
 from syncflow_dagster.pipeline.delta import delta_step
 from syncflow_dagster.pipeline.identity import identity_step
-from syncflow_dagster.pipeline.ingest import BatchBodies, ingest_step
+from syncflow_dagster.pipeline.ingest import ingest_step
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.track import track_step
 from syncflow_dagster.pipeline.transform import (
@@ -24,7 +24,6 @@ from syncflow_dagster.pipeline.transform import (
     normalize_step,
     validate_step,
 )
-from syncflow_dagster.stages.encode import upsert_line
 from syncflow_dagster.testing.apismith import running_apismith
 from syncflow_dagster.testing.schedulehub import running_schedulehub
 
@@ -76,32 +75,3 @@ def test_a_record_the_hub_rejects_is_dead_lettered_with_raw_normalized_and_mappe
     assert letter["bk_hash"] is not None
     assert store.count_state("items") == s.metrics["inserted"] == 19
     assert s.raw_spill is not None and not s.raw_spill._dir.exists()
-
-
-def test_batch_bodies_cover_every_row_once_in_order() -> None:
-    n_rows = 2345
-    rows = pl.DataFrame(
-        {
-            "bk_hash": [f"{i:032x}" for i in range(n_rows)],
-            "data_hash": ["h"] * n_rows,
-            "n": list(range(n_rows)),
-        }
-    ).with_columns(
-        pl.lit(None, dtype=pl.String).alias("_line"),
-        (pl.col("n") % 250 < 100).alias("_blocked"),  # whole batches 0, 5, 10, … wait
-    )
-
-    line = pl.coalesce(pl.col("_line"), upsert_line(["n"], []))
-    bodies = BatchBodies(rows, line, 50, "b-1", per_chunk=7)
-    assert bodies.batches == 47
-    seen = []
-    for i in reversed(range(bodies.batches)):
-        body, n = bodies.body(i)
-        if n == 0:  # every record of this batch waits: nothing to send
-            assert body == b"" and i % 5 in (0, 1)
-            continue
-        doc = orjson.loads(body)
-        assert doc["batch_id"] == f"b-1-{i}" and len(doc["records"]) == n
-        seen.append([r["data"]["n"] for r in doc["records"]])
-    sent = sorted(x for batch in seen for x in batch)
-    assert sent == [k for k in range(n_rows) if k % 250 >= 100]
