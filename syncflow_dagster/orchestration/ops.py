@@ -12,6 +12,7 @@ from enum import Enum
 import dagster as dg
 
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.orchestration.heap import keep_out_of_collector, let_back_into_collector
 from syncflow_dagster.orchestration.resources import (
     ApiSmithResource,
     EntityCatalogResource,
@@ -113,6 +114,7 @@ def fetch(
             f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})"
         )
     abandon_dead_batches(context, state.store, config.entity)
+    keep_out_of_collector()
     mode: Mode = (
         catalog[config.entity].sync.mode
         if config.mode is RunMode.configured
@@ -269,35 +271,41 @@ def track(
     entities: EntityCatalogResource,
 ) -> None:
     """Record the batch, check that every record landed in exactly one bucket, and chart it."""
-    with failing_batch(state.store, s):
-        out = track_step(s, entities.catalog, state.store, entities.erp_timezone)
-    metrics = dict(out.metrics)
-    partition = context.partition_key if context.has_partition_key else None
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=dg.AssetKey(["schedulehub", s.entity]),
-            partition=partition,
-            description=f"batch {s.batch_id} of {s.entity}",
-            metadata={
+    try:
+        with failing_batch(state.store, s):
+            out = track_step(s, entities.catalog, state.store, entities.erp_timezone)
+        metrics = dict(out.metrics)
+        partition = context.partition_key if context.has_partition_key else None
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=dg.AssetKey(["schedulehub", s.entity]),
+                partition=partition,
+                description=f"batch {s.batch_id} of {s.entity}",
+                metadata={
+                    **metrics,
+                    "batch_id": s.batch_id,
+                    "mode": s.mode,
+                    "stage_seconds": dg.MetadataValue.json(
+                        {k: round(v, 4) for k, v in out.stage_seconds.items()}
+                    ),
+                },
+            )
+        )
+        context.add_output_metadata(
+            {
                 **metrics,
                 "batch_id": s.batch_id,
-                "mode": s.mode,
-                "stage_seconds": dg.MetadataValue.json(
-                    {k: round(v, 4) for k, v in out.stage_seconds.items()}
-                ),
-            },
+                "stage_seconds": dg.MetadataValue.json(out.stage_seconds),
+            }
         )
-    )
-    context.add_output_metadata(
-        {
-            **metrics,
-            "batch_id": s.batch_id,
-            "stage_seconds": dg.MetadataValue.json(out.stage_seconds),
-        }
-    )
-    context.log.info(
-        "%s batch %s: %s", s.entity, s.batch_id, ", ".join(f"{k}={v}" for k, v in metrics.items())
-    )
+        context.log.info(
+            "%s batch %s: %s",
+            s.entity,
+            s.batch_id,
+            ", ".join(f"{k}={v}" for k, v in metrics.items()),
+        )
+    finally:
+        let_back_into_collector()
 
 
 class RetryConfig(dg.Config):

@@ -1,5 +1,6 @@
 """Each entity's job end to end: real HTTP on both sides, state in PostgreSQL, parents first."""
 
+import gc
 from typing import Any
 
 import dagster as dg
@@ -57,6 +58,7 @@ def test_each_entity_job_end_to_end_parent_first(harness: SyncHarness) -> None:
     for entity in harness.entities:
         result = harness.run_entity(entity)
         assert result.success
+        assert gc.get_freeze_count() == 0, "the run let its frozen objects back to the collector"
         done.append(entity)
 
         check = harness.reconcile(done)
