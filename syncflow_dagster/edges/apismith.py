@@ -184,7 +184,7 @@ class ApiSmithClient:
         pages = 0
         for body in self._pages(entity, since_rowversion, max_rows):
             pages += 1
-            if body.strip():
+            if body and not body.isspace():  # isspace stops at the first non-space byte
                 frames.append(pl.read_ndjson(io.BytesIO(body), schema=schema))
         frame = pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema=schema)
         if max_rows is not None and frame.height > max_rows:
