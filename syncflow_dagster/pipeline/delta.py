@@ -9,16 +9,34 @@ from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.delta import OP, UNCHANGED, classify, find_deletes
 
 
+def _state_of(s: SyncSlice, store: StateStore) -> pl.DataFrame:
+    """The state (with data hashes) of the records the delta compares.
+
+    An incremental fetch loaded the state of the keys it fetched. A full run's
+    fetch loaded only every key's rowversion and settled most records with it;
+    the rest get their hashes by key — or, when they are many (say, after a
+    mapping change), with the whole state in one read.
+    """
+    versions = s.state
+    if versions is not None and "data_hash" in versions.columns:  # the fetched keys' state
+        return versions
+    if versions is not None and versions.height == 0:  # nothing synced yet
+        return versions.with_columns(pl.lit(None, pl.String).alias("data_hash"))
+    if versions is not None and s.frame.height > versions.height // 4:
+        return store.load_state(s.entity)
+    return store.load_state_for(s.entity, s.frame.get_column("bk_hash"))
+
+
 def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
     """Classify records as insert / update / unchanged, and find deletes on full runs.
 
-    The state comes from the fetch step (which loaded it once). Records that
+    Records that
     turn out unchanged although they were not settled at fetch (a new
     rowversion, or state from an older mapping) get their state row re-stamped
     (rowversion, batch and so mapping version), so the next run settles them early.
     """
     began = time.monotonic()
-    state = s.state if s.state is not None else store.load_state_for(s.entity, s.frame["bk_hash"])
+    state = _state_of(s, store)
     classified = classify(s.frame, state)
     stale = s.stale_keys if s.stale_keys is not None else pl.Series([], dtype=pl.String)
     unchanged = classified.filter(pl.col(OP) == UNCHANGED)
@@ -35,7 +53,8 @@ def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
     fetched = s.fetched_keys if s.fetched_keys is not None else s.frame["bk_hash"]
     deletes = s.deletes  # found at fetch when the full fetch saw every key
     if deletes is None and s.present_keys is not None:
-        deletes = find_deletes(s.present_keys.get_column("bk_hash"), state, fetched)
+        everything = s.state if s.state is not None else state
+        deletes = find_deletes(s.present_keys.get_column("bk_hash"), everything, fetched)
     return s.advance(
         "delta",
         began,

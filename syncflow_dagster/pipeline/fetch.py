@@ -94,7 +94,7 @@ def fetch_step(
     )
     limit = max_rows or cfg.sync.max_rows_per_run
     with ThreadPoolExecutor(1, thread_name_prefix="state") as pool:
-        whole_state = pool.submit(store.load_state, entity) if mode == "full" else None
+        whole_state = pool.submit(store.load_versions, entity) if mode == "full" else None
         fetched = client.fetch(
             cfg.source.entity, cfg.read_columns, since_rowversion=since, max_rows=limit
         )

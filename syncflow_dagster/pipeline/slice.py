@@ -31,6 +31,8 @@ class SyncSlice:
     truncated: bool = False
     top_rowversion: int | None = None
     settled: int = 0
+    # From fetch to delta: on full runs every state key's rowversion (no data
+    # hashes); otherwise the state of the fetched keys.
     state: pl.DataFrame | None = None
     stale_keys: pl.Series | None = None
     expired: pl.Series | None = None

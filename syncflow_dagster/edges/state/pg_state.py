@@ -26,9 +26,12 @@ STATE_FIELDS = (
     Field("rowversion", "int8", 8),
     Field("rowversion_is_null", "bool", 1),
 )
+VERSION_FIELDS = tuple(f for f in STATE_FIELDS if f.name != "data_hash")
 KEY_FIELDS = (Field("bk_hash", "hex", BK_HASH_BYTES),)
 # Fixed-width columns only: NULL would change a row's width, so it travels as a flag.
-STATE_COLUMNS = "s.bk_hash, s.data_hash, coalesce(s.rowversion, 0), s.rowversion IS NULL"
+_ROWVERSION_COLUMNS = "coalesce(s.rowversion, 0), s.rowversion IS NULL"
+STATE_COLUMNS = f"s.bk_hash, s.data_hash, {_ROWVERSION_COLUMNS}"
+VERSION_COLUMNS = f"s.bk_hash, {_ROWVERSION_COLUMNS}"
 
 _UPSERT = (
     "INSERT INTO erp_sync_state (entity, bk_hash, data_hash, rowversion, last_batch_id)"
@@ -46,14 +49,19 @@ def _where_entity(conn: Connection, entity: str) -> str:
     return f"WHERE s.entity = {literal}"
 
 
-def load(conn: Connection, entity: str, keys_table: str | None = None) -> pl.DataFrame:
-    """State of ``entity`` (only the keys in ``keys_table``, if given)."""
+def load(
+    conn: Connection, entity: str, keys_table: str | None = None, data_hash: bool = True
+) -> pl.DataFrame:
+    """State of ``entity`` (only the keys in ``keys_table``, if given; hashes if ``data_hash``)."""
     join = f"JOIN {keys_table} k USING (bk_hash)" if keys_table else ""
-    select = f"SELECT {STATE_COLUMNS} FROM erp_sync_state s {join} {_where_entity(conn, entity)}"
-    raw = read_binary(conn, select, STATE_FIELDS)
+    columns, fields = (
+        (STATE_COLUMNS, STATE_FIELDS) if data_hash else (VERSION_COLUMNS, VERSION_FIELDS)
+    )
+    select = f"SELECT {columns} FROM erp_sync_state s {join} {_where_entity(conn, entity)}"
+    raw = read_binary(conn, select, fields)
     return raw.select(
         "bk_hash",
-        "data_hash",
+        *(["data_hash"] if data_hash else []),
         pl.when(~pl.col("rowversion_is_null")).then(pl.col("rowversion")).alias("rowversion"),
     )
 

@@ -46,6 +46,17 @@ def load(conn: Connection, entity: str, keys: pl.Series | None = None) -> pl.Dat
     return _hex(rows)
 
 
+def load_versions(conn: Connection, entity: str) -> pl.DataFrame:
+    """Every BK_HASH of ``entity`` with its rowversion."""
+    rows = (
+        _dbapi(conn)
+        .execute("SELECT bk_hash, rowversion FROM erp_sync_state WHERE entity = ?", (entity,))
+        .fetchall()
+    )
+    raw = pl.DataFrame(rows, schema={"bk_hash": pl.Binary, "rowversion": pl.Int64}, orient="row")
+    return raw.with_columns(pl.col("bk_hash").bin.encode("hex"))
+
+
 def load_keys(conn: Connection, entity: str) -> pl.Series:
     """Every BK_HASH of ``entity``."""
     rows = (

@@ -28,6 +28,18 @@ class SyncStateOps(StoreBase):
                 return pg_state.load(conn, entity)
             return sqlite_state.load(conn, entity)
 
+    def load_versions(self, entity: str) -> pl.DataFrame:
+        """Every key of ``entity`` with its rowversion: ``bk_hash`` (hex), ``rowversion``.
+
+        The state without its data hashes, a third of the bytes: enough to settle
+        records by rowversion and to find deletes; the few records left to
+        compare by hash get theirs from :meth:`load_state_for`.
+        """
+        with self._read() as conn:
+            if self._pg:
+                return pg_state.load(conn, entity, data_hash=False)
+            return sqlite_state.load_versions(conn, entity)
+
     def load_state_for(self, entity: str, bk_hashes: pl.Series) -> pl.DataFrame:
         """State of the given keys only (absent keys are simply not in the result)."""
         keys = as_keys(bk_hashes)

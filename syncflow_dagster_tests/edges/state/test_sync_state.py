@@ -30,6 +30,10 @@ def test_empty_entity_loads_empty_frames(store: StateStore) -> None:
     )
     assert state.is_empty()
     assert store.load_keys("items").is_empty()
+    assert store.load_versions("items").schema == pl.Schema(
+        {"bk_hash": pl.String, "rowversion": pl.Int64}
+    )
+    assert store.load_versions("items").is_empty()
     assert store.count_state("items") == 0
     assert store.load_state_for("items", pl.Series([], dtype=pl.String)).is_empty()
     assert store.upsert_state("items", state, 1) == 0
@@ -42,6 +46,8 @@ def test_upsert_inserts_updates_and_leaves_the_rest(store: StateStore) -> None:
     )
     assert store.upsert_state("items", first, batch_id=1) == 300
     assert_frame_equal(_sorted(store.load_state("items")), _sorted(first))
+    # the versions are the state without its data hashes (null rowversions kept)
+    assert_frame_equal(_sorted(store.load_versions("items")), _sorted(first.drop("data_hash")))
 
     # 100 updated (new data_hash / rowversion), 50 new, 200 untouched.
     updated = state_rows(100, salt="v2").with_columns(rowversion=pl.col("rowversion") + 1000)
