@@ -142,3 +142,26 @@ def test_concurrent_first_loads_of_one_entity(pg_store: StateStore) -> None:
     # whichever ran last wins, for all the overlapping keys at once
     winners = (overlap["data_hash"] == overlap["data_hash_b"]).unique().to_list()
     assert len(winners) == 1
+
+
+def test_a_few_staged_keys_probe_the_primary_key_without_statistics(pg_store: StateStore) -> None:
+    # Right after a first load the state has no statistics; the planner then takes
+    # the entity for a few rows and would hash all of it to find a handful of keys.
+    rows = state_rows(20_000)
+    pg_store.upsert_state("items", rows, batch_id=1)
+    keys = rows.get_column("bk_hash").head(50)
+    with pg_store.engine.begin() as conn:
+        no_statistics = conn.exec_driver_sql(
+            "SELECT reltuples < 0 FROM pg_class WHERE relname = 'erp_sync_state'"
+        ).scalar_one()
+        with pg_store._pg_keys(conn, keys) as staged:
+            plan = "\n".join(
+                r[0]
+                for r in conn.exec_driver_sql(
+                    f"EXPLAIN SELECT s.bk_hash FROM erp_sync_state s JOIN {staged} k"
+                    " USING (bk_hash) WHERE s.entity = 'items'"
+                )
+            )
+    assert no_statistics, "the state must not have statistics yet for this case"
+    assert "Nested Loop" in plan and "pk_erp_sync_state" in plan, plan
+    assert pg_store.load_state_for("items", keys).height == 50
