@@ -14,6 +14,7 @@ from syncflow_dagster.definitions import defs as load_defs
 from syncflow_dagster.orchestration.build import build_definitions
 from syncflow_dagster.paths import PROJECT_DIR
 from syncflow_dagster.settings import load_settings
+from syncflow_dagster_tests.orchestration.conftest import STAGES
 
 ENTITY_JOBS = {
     "sync_items_job",
@@ -21,17 +22,6 @@ ENTITY_JOBS = {
     "sync_work_orders_job",
     "sync_work_order_operations_job",
 }
-STAGES = (
-    "fetch",
-    "normalize",
-    "validate",
-    "map",
-    "identity",
-    "delta",
-    "resolve",
-    "ingest",
-    "track",
-)
 RESOURCES = {"io_manager", "apismith", "schedulehub", "state", "entities"}
 
 

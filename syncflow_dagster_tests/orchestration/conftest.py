@@ -34,6 +34,18 @@ from syncflow_dagster.testing.schedulehub import RunningScheduleHub, running_sch
 APISMITH_TOKEN = "apismith-e2e-secret-token"
 SCHEDULEHUB_TOKEN = "schedulehub-e2e-secret-token"
 PARTITION = "2026-11-25"
+STAGES = (
+    "fetch",
+    "normalize",
+    "validate",
+    "map",
+    "identity",
+    "delta",
+    "resolve",
+    "ingest",
+    "track",
+)
+"""The nine ops of every sync job, in order."""
 SMALL = DatasetSpec(seed=5, work_orders=600, bad_fraction=0.02)
 """The default ERP of a test: a few hundred work orders, a few bad rows of every kind."""
 

@@ -11,19 +11,8 @@ from syncflow_dagster_tests.orchestration.conftest import (
     APISMITH_TOKEN,
     PARTITION,
     SCHEDULEHUB_TOKEN,
+    STAGES,
     SyncHarness,
-)
-
-STAGES = (
-    "fetch",
-    "normalize",
-    "validate",
-    "map",
-    "identity",
-    "delta",
-    "resolve",
-    "ingest",
-    "track",
 )
 
 

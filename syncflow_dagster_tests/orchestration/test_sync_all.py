@@ -4,19 +4,7 @@ import itertools
 
 import dagster as dg
 
-from syncflow_dagster_tests.orchestration.conftest import PARTITION, SyncHarness
-
-STAGES = (
-    "fetch",
-    "normalize",
-    "validate",
-    "map",
-    "identity",
-    "delta",
-    "resolve",
-    "ingest",
-    "track",
-)
+from syncflow_dagster_tests.orchestration.conftest import PARTITION, STAGES, SyncHarness
 
 
 def upstream(job: dg.JobDefinition, node: str) -> set[str]:
