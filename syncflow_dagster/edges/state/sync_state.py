@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from syncflow_dagster.edges.state import pg_state, sqlite_state
 from syncflow_dagster.edges.state.base import StoreBase, as_keys
-from syncflow_dagster.edges.state.frames import empty_state, key_order, state_frame
+from syncflow_dagster.edges.state.frames import empty_state, state_frame
 from syncflow_dagster.edges.state.tables import erp_sync_state
 
 
@@ -99,7 +99,6 @@ class SyncStateOps(StoreBase):
         rows = state_frame(frame)
         if rows.is_empty():
             return 0
-        rows = rows.sort(key_order())
         with self._write() as conn:
             if self._pg:
                 pg_state.upsert(conn, entity, rows, batch_id, assume_new)
