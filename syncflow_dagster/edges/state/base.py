@@ -63,6 +63,7 @@ class StoreBase:
         self._engine = create_state_engine(self._url, pool_size)
         self._reader = reader(self._engine)
         self._pg = self._engine.dialect.name == "postgresql"
+        self._entity_ids: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({safe_url(self._url)!r})"

@@ -27,6 +27,8 @@ from syncflow_dagster.edges.state.pg_state import STATE_COLUMNS, STATE_FIELDS
 from syncflow_dagster.testing.postgres import postgres_cluster
 
 ENTITY = "items"
+# The baselines run after the store has written the entity once (it has an id by then).
+ENTITY_ID = f"(SELECT id FROM sync_entities WHERE name = '{ENTITY}')"
 _STATE = {"bk_hash": pl.String, "data_hash": pl.String, "rowversion": pl.Int64}
 
 
@@ -78,7 +80,7 @@ def baseline_load_csv(engine: Engine) -> pl.DataFrame:
     """Before: psycopg's Copy iterator over CSV whose hex the server builds."""
     sql = (
         "COPY (SELECT replace(bk_hash::text, '-', ''), encode(data_hash, 'hex'), rowversion"
-        f" FROM erp_sync_state WHERE entity = '{ENTITY}') TO STDOUT (FORMAT csv)"
+        f" FROM erp_sync_state WHERE entity_id = {ENTITY_ID}) TO STDOUT (FORMAT csv)"
     )
     out = io.BytesIO()
     with engine.begin() as conn:
@@ -93,7 +95,7 @@ def baseline_load_csv(engine: Engine) -> pl.DataFrame:
 
 def baseline_load_binary_then_parse(engine: Engine) -> pl.DataFrame:
     """Before: the same binary COPY, but parsed only once it has all arrived."""
-    select = f"SELECT {STATE_COLUMNS} FROM erp_sync_state s WHERE s.entity = '{ENTITY}'"
+    select = f"SELECT {STATE_COLUMNS} FROM erp_sync_state s WHERE s.entity_id = {ENTITY_ID}"
     with engine.begin() as conn:
         blob = copy_out(conn, f"COPY ({select}) TO STDOUT (FORMAT binary)")
     return parse_rows(blob[19:-2], STATE_FIELDS)
@@ -113,28 +115,29 @@ def baseline_upsert_on_conflict(engine: Engine, frame: pl.DataFrame, batch_id: i
     with engine.begin() as conn:
         _stage(conn, frame)
         conn.exec_driver_sql(
-            "INSERT INTO erp_sync_state SELECT %(e)s, bk_hash, data_hash, rowversion, %(b)s FROM _b"
-            " ON CONFLICT (entity, bk_hash) DO UPDATE SET data_hash = excluded.data_hash,"
-            " rowversion = excluded.rowversion, last_batch_id = excluded.last_batch_id",
-            {"e": ENTITY, "b": batch_id},
+            f"INSERT INTO erp_sync_state SELECT {ENTITY_ID}, bk_hash, data_hash, rowversion,"
+            " %(b)s FROM _b ON CONFLICT (entity_id, bk_hash) DO UPDATE SET"
+            " data_hash = excluded.data_hash, rowversion = excluded.rowversion,"
+            " last_batch_id = excluded.last_batch_id",
+            {"b": batch_id},
         )
 
 
 def baseline_upsert_update_insert(engine: Engine, frame: pl.DataFrame, batch_id: int) -> None:
     """Before: staging COPY + UPDATE … FROM + anti-join INSERT (no speculative insertion)."""
-    params = {"e": ENTITY, "b": batch_id}
+    params = {"b": batch_id}
     with engine.begin() as conn:
         _stage(conn, frame)
         conn.exec_driver_sql(
             "UPDATE erp_sync_state s SET data_hash = t.data_hash, rowversion = t.rowversion,"
             " last_batch_id = %(b)s::bigint FROM _b t"
-            " WHERE s.entity = %(e)s::varchar AND s.bk_hash = t.bk_hash",
+            f" WHERE s.entity_id = {ENTITY_ID} AND s.bk_hash = t.bk_hash",
             params,
         )
         conn.exec_driver_sql(
-            "INSERT INTO erp_sync_state SELECT %(e)s::varchar, t.bk_hash, t.data_hash,"
+            f"INSERT INTO erp_sync_state SELECT {ENTITY_ID}, t.bk_hash, t.data_hash,"
             " t.rowversion, %(b)s::bigint FROM _b t WHERE NOT EXISTS (SELECT 1 FROM"
-            " erp_sync_state s WHERE s.entity = %(e)s::varchar AND s.bk_hash = t.bk_hash)",
+            f" erp_sync_state s WHERE s.entity_id = {ENTITY_ID} AND s.bk_hash = t.bk_hash)",
             params,
         )
 

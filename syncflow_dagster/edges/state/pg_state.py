@@ -8,16 +8,10 @@ possible), and later upserts go through a staging table and one
 
 import polars as pl
 import psycopg
-from psycopg import sql as pgsql
 from sqlalchemy.engine import Connection
 
 from syncflow_dagster.edges.state.binary import Field, read_binary
-from syncflow_dagster.edges.state.pgcopy import (
-    copy_in,
-    copy_text_literal,
-    psycopg_connection,
-    to_copy_text,
-)
+from syncflow_dagster.edges.state.pgcopy import copy_in, to_copy_text
 from syncflow_dagster.edges.state.types import BK_HASH_BYTES, DATA_HASH_BYTES
 
 STATE_FIELDS = (
@@ -34,9 +28,9 @@ STATE_COLUMNS = f"s.bk_hash, s.data_hash, {_ROWVERSION_COLUMNS}"
 VERSION_COLUMNS = f"s.bk_hash, {_ROWVERSION_COLUMNS}"
 
 _UPSERT = (
-    "INSERT INTO erp_sync_state (entity, bk_hash, data_hash, rowversion, last_batch_id)"
-    " SELECT %(entity)s, t.bk_hash, t.data_hash, t.rowversion, %(batch)s FROM _sf_state t"
-    " ON CONFLICT (entity, bk_hash) DO UPDATE SET data_hash = excluded.data_hash,"
+    "INSERT INTO erp_sync_state (entity_id, bk_hash, data_hash, rowversion, last_batch_id)"
+    " SELECT %(entity_id)s, t.bk_hash, t.data_hash, t.rowversion, %(batch)s FROM _sf_state t"
+    " ON CONFLICT (entity_id, bk_hash) DO UPDATE SET data_hash = excluded.data_hash,"
     " rowversion = excluded.rowversion, last_batch_id = excluded.last_batch_id"
     # a rerun of the same batch rewrites nothing
     " WHERE (erp_sync_state.data_hash, erp_sync_state.rowversion, erp_sync_state.last_batch_id)"
@@ -44,20 +38,19 @@ _UPSERT = (
 )
 
 
-def _where_entity(conn: Connection, entity: str) -> str:
-    literal = pgsql.Literal(entity).as_string(psycopg_connection(conn))
-    return f"WHERE s.entity = {literal}"
+def _where_entity(entity_id: int) -> str:
+    return f"WHERE s.entity_id = {int(entity_id)}"
 
 
 def load(
-    conn: Connection, entity: str, keys_table: str | None = None, data_hash: bool = True
+    conn: Connection, entity_id: int, keys_table: str | None = None, data_hash: bool = True
 ) -> pl.DataFrame:
-    """State of ``entity`` (only the keys in ``keys_table``, if given; hashes if ``data_hash``)."""
+    """State of an entity (only the keys in ``keys_table``, if given; hashes if ``data_hash``)."""
     join = f"JOIN {keys_table} k USING (bk_hash)" if keys_table else ""
     columns, fields = (
         (STATE_COLUMNS, STATE_FIELDS) if data_hash else (VERSION_COLUMNS, VERSION_FIELDS)
     )
-    select = f"SELECT {columns} FROM erp_sync_state s {join} {_where_entity(conn, entity)}"
+    select = f"SELECT {columns} FROM erp_sync_state s {join} {_where_entity(entity_id)}"
     raw = read_binary(conn, select, fields)
     return raw.select(
         "bk_hash",
@@ -66,9 +59,9 @@ def load(
     )
 
 
-def load_keys(conn: Connection, entity: str) -> pl.Series:
-    """Every BK_HASH of ``entity``."""
-    select = f"SELECT s.bk_hash FROM erp_sync_state s {_where_entity(conn, entity)}"
+def load_keys(conn: Connection, entity_id: int) -> pl.Series:
+    """Every BK_HASH of an entity."""
+    select = f"SELECT s.bk_hash FROM erp_sync_state s {_where_entity(entity_id)}"
     return read_binary(conn, select, KEY_FIELDS)["bk_hash"]
 
 
@@ -80,42 +73,47 @@ def lock(conn: Connection, entity: str) -> None:
     )
 
 
-def _copy_straight(conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int) -> None:
+def _copy_straight(conn: Connection, entity_id: int, rows: pl.DataFrame, batch_id: int) -> None:
     """COPY rows straight into the table (heap multi-insert, no staging)."""
     data = rows.select(
-        pl.lit(copy_text_literal(entity)).alias("entity"),
+        pl.lit(entity_id, dtype=pl.Int16).alias("entity_id"),
         "bk_hash",
         (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash"),
         "rowversion",
         pl.lit(batch_id, dtype=pl.Int64).alias("last_batch_id"),
     )
-    columns = "entity, bk_hash, data_hash, rowversion, last_batch_id"
+    columns = "entity_id, bk_hash, data_hash, rowversion, last_batch_id"
     copy_in(conn, f"COPY erp_sync_state ({columns}) FROM STDIN", data, to_copy_text)
 
 
 def upsert(
-    conn: Connection, entity: str, rows: pl.DataFrame, batch_id: int, assume_new: bool = False
+    conn: Connection,
+    entity: str,
+    entity_id: int,
+    rows: pl.DataFrame,
+    batch_id: int,
+    assume_new: bool = False,
 ) -> None:
-    """Write key-sorted, validated ``rows`` (``bk_hash, data_hash, rowversion``).
+    """Write key-sorted, validated ``rows`` (``bk_hash, data_hash, rowversion``) of ``entity``.
 
     With ``assume_new`` (the caller expects none of the keys to have state) the
     rows are COPYed straight in under a savepoint; should a key exist after all,
     the savepoint is rolled back and the rows take the upsert path.
     """
     lock(conn, entity)
-    params = {"entity": entity, "batch": batch_id}
+    params = {"entity_id": entity_id, "batch": batch_id}
     has_rows = conn.exec_driver_sql(
-        "SELECT EXISTS (SELECT 1 FROM erp_sync_state WHERE entity = %(entity)s)", params
+        "SELECT EXISTS (SELECT 1 FROM erp_sync_state WHERE entity_id = %(entity_id)s)", params
     ).scalar_one()
     bytea = (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash")
     if not has_rows:
         # First load: no conflicts are possible under the lock.
-        _copy_straight(conn, entity, rows, batch_id)
+        _copy_straight(conn, entity_id, rows, batch_id)
         return
     if assume_new:
         try:
             with conn.begin_nested():
-                _copy_straight(conn, entity, rows, batch_id)
+                _copy_straight(conn, entity_id, rows, batch_id)
             return
         except psycopg.errors.UniqueViolation:
             pass  # some key had state after all: upsert below
@@ -129,12 +127,12 @@ def upsert(
     conn.exec_driver_sql("DROP TABLE _sf_state")
 
 
-def delete(conn: Connection, entity: str, keys_table: str) -> int:
-    """Delete the keys in ``keys_table``; returns how many rows went."""
+def delete(conn: Connection, entity: str, entity_id: int, keys_table: str) -> int:
+    """Delete the keys in ``keys_table`` of ``entity``; returns how many rows went."""
     lock(conn, entity)
     result = conn.exec_driver_sql(
         f"DELETE FROM erp_sync_state s USING {keys_table} k"
-        " WHERE s.entity = %(entity)s AND s.bk_hash = k.bk_hash",
-        {"entity": entity},
+        " WHERE s.entity_id = %(entity_id)s AND s.bk_hash = k.bk_hash",
+        {"entity_id": entity_id},
     )
     return int(result.rowcount)

