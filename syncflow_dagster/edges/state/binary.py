@@ -21,10 +21,11 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from syncflow_dagster.edges.state.copyout import copy_out_stream
+from syncflow_dagster.edges.state.pgcopy import BINARY_HEADER, BINARY_TRAILER
 
-SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
-_TRAILER = b"\xff\xff"  # int16 -1
+SIGNATURE = BINARY_HEADER[:11]
+_HEADER = len(BINARY_HEADER)  # signature (11) + flags (4) + header extension length (4)
+_TRAILER = BINARY_TRAILER  # int16 -1
 _CHUNK_BYTES = 8 << 20
 _DTYPES = {"hex": pl.String(), "int8": pl.Int64(), "bool": pl.Boolean()}
 

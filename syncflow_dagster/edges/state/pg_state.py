@@ -11,7 +11,12 @@ import psycopg
 from sqlalchemy.engine import Connection
 
 from syncflow_dagster.edges.state.binary import Field, read_binary
-from syncflow_dagster.edges.state.pgcopy import copy_in, to_copy_text
+from syncflow_dagster.edges.state.pgcopy import (
+    constant_field,
+    copy_in_binary,
+    hex_field,
+    int8_field,
+)
 from syncflow_dagster.edges.state.types import BK_HASH_BYTES, DATA_HASH_BYTES
 
 STATE_FIELDS = (
@@ -73,17 +78,18 @@ def lock(conn: Connection, entity: str) -> None:
     )
 
 
+_HASHES = (hex_field("bk_hash", BK_HASH_BYTES), hex_field("data_hash", DATA_HASH_BYTES))
+
+
 def _copy_straight(conn: Connection, entity_id: int, rows: pl.DataFrame, batch_id: int) -> None:
     """COPY rows straight into the table (heap multi-insert, no staging)."""
-    data = rows.select(
-        pl.lit(entity_id, dtype=pl.Int16).alias("entity_id"),
-        "bk_hash",
-        (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash"),
-        "rowversion",
-        pl.lit(batch_id, dtype=pl.Int64).alias("last_batch_id"),
+    fields = (constant_field(entity_id, 2), *_HASHES, int8_field("rowversion"))
+    copy_in_binary(
+        conn,
+        "COPY erp_sync_state (entity_id, bk_hash, data_hash, rowversion, last_batch_id) FROM STDIN",
+        rows,
+        (*fields, constant_field(batch_id, 8)),
     )
-    columns = "entity_id, bk_hash, data_hash, rowversion, last_batch_id"
-    copy_in(conn, f"COPY erp_sync_state ({columns}) FROM STDIN", data, to_copy_text)
 
 
 def upsert(
@@ -105,7 +111,6 @@ def upsert(
     has_rows = conn.exec_driver_sql(
         "SELECT EXISTS (SELECT 1 FROM erp_sync_state WHERE entity_id = %(entity_id)s)", params
     ).scalar_one()
-    bytea = (pl.lit("\\\\x") + pl.col("data_hash")).alias("data_hash")
     if not has_rows:
         # First load: no conflicts are possible under the lock.
         _copy_straight(conn, entity_id, rows, batch_id)
@@ -121,8 +126,7 @@ def upsert(
         "CREATE TEMP TABLE _sf_state (bk_hash uuid NOT NULL, data_hash bytea NOT NULL,"
         " rowversion bigint) ON COMMIT DROP"
     )
-    data = rows.select("bk_hash", bytea, "rowversion")
-    copy_in(conn, "COPY _sf_state FROM STDIN", data, to_copy_text)
+    copy_in_binary(conn, "COPY _sf_state FROM STDIN", rows, (*_HASHES, int8_field("rowversion")))
     conn.exec_driver_sql(_UPSERT, params)
     conn.exec_driver_sql("DROP TABLE _sf_state")
 

@@ -12,7 +12,14 @@ from polars.testing import assert_frame_equal
 from syncflow_dagster.edges.state import StateStore, binary
 from syncflow_dagster.edges.state.copyout import copy_out, copy_out_stream
 from syncflow_dagster.edges.state.pg_state import STATE_COLUMNS, STATE_FIELDS
-from syncflow_dagster.edges.state.pgcopy import copy_in, to_copy_csv, to_copy_text
+from syncflow_dagster.edges.state.pgcopy import (
+    copy_in,
+    hex_field,
+    int8_field,
+    to_copy_binary,
+    to_copy_csv,
+    to_copy_text,
+)
 
 from .conftest import state_rows
 
@@ -171,3 +178,32 @@ def test_a_few_staged_keys_probe_the_primary_key_without_statistics(pg_store: St
     assert no_statistics, "the state must not have statistics yet for this case"
     assert "Nested Loop" in plan and "pk_erp_sync_state" in plan, plan
     assert pg_store.load_state_for("items", keys).height == 50
+
+
+def test_state_rows_copy_in_binary_format_with_nulls_and_extreme_integers(
+    pg_store: StateStore,
+) -> None:
+    rows = state_rows(5).with_columns(
+        rowversion=pl.Series([None, -1, 0, 2**63 - 1, -(2**63)], dtype=pl.Int64)
+    )
+    pg_store.upsert_state("items", rows, batch_id=2**40)
+    assert_frame_equal(pg_store.load_state("items").sort("bk_hash"), rows.sort("bk_hash"))
+    changed = rows.with_columns(data_hash=pl.lit("0" * 64), rowversion=pl.lit(7, pl.Int64))
+    pg_store.upsert_state("items", changed, batch_id=3)  # the staging path, binary too
+    assert_frame_equal(pg_store.load_state("items").sort("bk_hash"), changed.sort("bk_hash"))
+    with pg_store.engine.begin() as conn:
+        stamps = conn.exec_driver_sql(
+            "SELECT DISTINCT s.last_batch_id, e.name FROM erp_sync_state s"
+            " JOIN sync_entities e ON e.id = s.entity_id"
+        ).all()
+    assert [tuple(r) for r in stamps] == [(3, "items")]
+
+
+def test_binary_rows_refuse_a_null_field() -> None:
+    render = to_copy_binary([hex_field("bk_hash", 16), int8_field("rowversion")])
+    ok = pl.DataFrame(
+        {"bk_hash": ["ab" * 16], "rowversion": [None]}, schema_overrides={"rowversion": pl.Int64}
+    )
+    assert render(ok) == bytes.fromhex("000200000010" + "ab" * 16 + "ffffffff")
+    with pytest.raises(ValueError, match="null"):
+        render(ok.with_columns(bk_hash=pl.lit(None, pl.String)))
