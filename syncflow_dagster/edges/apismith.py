@@ -19,7 +19,8 @@ import httpx
 import orjson
 import polars as pl
 
-from syncflow_dagster.edges.http import ApiError, check_response, make_client
+from syncflow_dagster.edges.http import ApiError, check_response
+from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 
 SERVICE = "APISmith"
@@ -57,12 +58,12 @@ class ApiSmithClient:
         timeout: float = 60.0,
         page_size: int = MAX_PAGE,
     ) -> None:
-        self._http = make_client(base_url, token, timeout, connections=4)
+        self._http = bearer_client(base_url, token, timeout, connections=4)
         self.retry = retry or RetryPolicy()
         self.page_size = max(1, min(page_size, MAX_PAGE))
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the idle connections."""
         self._http.close()
 
     def __enter__(self) -> "ApiSmithClient":
@@ -73,7 +74,7 @@ class ApiSmithClient:
 
     def _get(self, what: str, path: str, **kw: Any) -> httpx.Response:
         def once() -> httpx.Response:
-            response = self._http.get(path, **kw)
+            response = self._http.request("GET", path, **kw)
             check_response(SERVICE, TOKEN_SETTING, what, response)
             return response
 

@@ -42,17 +42,6 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def make_client(base_url: str, token: str, timeout: float, connections: int) -> httpx.Client:
-    """An httpx client with the bearer token set (httpx never logs header values)."""
-    return httpx.Client(
-        base_url=base_url.rstrip("/"),
-        verify=tls_context(),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
-
-
 def check_response(service: str, token_setting: str, what: str, response: httpx.Response) -> None:
     """Raise the right error for a non-2xx response (transient ones are retried by the caller).
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import orjson
 
-from syncflow_dagster.edges.http import ApiError, check_response, make_client
-from syncflow_dagster.edges.posting import PostPool
+from syncflow_dagster.edges.http import ApiError, check_response
+from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 
 SERVICE = "ScheduleHub"
@@ -95,17 +95,12 @@ class ScheduleHubClient:
         workers: int = 4,
     ) -> None:
         self.workers = max(1, workers)
-        self._http = make_client(base_url, token, timeout, connections=self.workers + 1)
-        # Ingest bodies go over plain http.client: a third of httpx's CPU per request.
-        self._posts = PostPool(
-            base_url, {"Authorization": f"Bearer {token}"}, timeout, size=self.workers + 1
-        )
+        self._http = bearer_client(base_url, token, timeout, connections=self.workers + 1)
         self.retry = retry or RetryPolicy()
 
     def close(self) -> None:
-        """Close the connection pools."""
+        """Close the idle connections."""
         self._http.close()
-        self._posts.close()
 
     def __enter__(self) -> "ScheduleHubClient":
         return self
@@ -114,15 +109,12 @@ class ScheduleHubClient:
         self.close()
 
     def _call(self, what: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self._send(what, lambda: self._http.request(method, path, **kw))
-
-    def _send(self, what: str, request: Callable[[], httpx.Response]) -> httpx.Response:
-        """``request()``, its answer checked, transient failures retried (attempts counted)."""
+        """The answer to one request, checked; transient failures retried (attempts counted)."""
         attempts = {"n": 0}
 
         def once() -> httpx.Response:
             attempts["n"] += 1
-            response = request()
+            response = self._http.request(method, path, **kw)
             check_response(SERVICE, TOKEN_SETTING, what, response)
             return response
 
@@ -154,10 +146,12 @@ class ScheduleHubClient:
         """
         if size > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} records, got {size}")
-        path = f"/api/v1/ingest/{entity}"
-        response = self._send(
+        response = self._call(
             f"ingest into '{entity}'",
-            lambda: self._posts.post(path, body, {"Content-Type": "application/json"}),
+            "POST",
+            f"/api/v1/ingest/{entity}",
+            body=body,
+            headers={"Content-Type": "application/json"},
         )
         outcome = BatchOutcome(
             index=index, size=size, attempts=response.extensions["syncflow_attempts"]
