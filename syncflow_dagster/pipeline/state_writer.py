@@ -20,18 +20,30 @@ from syncflow_dagster.stages.delta import DELETE, OP
 from syncflow_dagster.stages.resolve import BLOCKED, NEW
 
 STATE_COLUMNS = ["bk_hash", "data_hash", "rowversion", OP, NEW, BLOCKED]
-# Fewer, bigger writes cost the database far less than many small ones; these
-# sizes still let the writes overlap with the sending on big waves.
+# Fewer, bigger writes cost the database far less than many small ones (each
+# sorted write touches fewer index pages per row); these sizes still let the
+# writes overlap with the sending on big waves.
 FLUSH_ROWS = 100_000
+# Towards a wave's end the writes shrink (half of what is still unanswered,
+# down to this), so that what is left to write after the last answer, which
+# the run waits for, is small.
+MIN_FLUSH_ROWS = 10_000
 
 
 @dataclass
 class _Wave:
     rows: pl.DataFrame
     batch_size: int
+    sendable: int
     batches: list[int] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
     pending: int = 0
+    answered: int = 0
+
+    def due(self, flush_rows: int, min_flush_rows: int) -> bool:
+        """Whether the acknowledged rows waiting to be written should be written now."""
+        unanswered = self.sendable - self.answered
+        return self.pending >= max(min_flush_rows, min(flush_rows, unanswered // 2))
 
 
 @dataclass(frozen=True)
@@ -45,11 +57,19 @@ class _Ack:
 class StateWriter:
     """Collects acknowledged batches and writes their state rows in bulk."""
 
-    def __init__(self, store: StateStore, entity: str, batch_id: int, flush_rows: int = FLUSH_ROWS):
+    def __init__(
+        self,
+        store: StateStore,
+        entity: str,
+        batch_id: int,
+        flush_rows: int = FLUSH_ROWS,
+        min_flush_rows: int = MIN_FLUSH_ROWS,
+    ):
         self._store = store
         self._entity = entity
         self._batch_id = batch_id
         self._flush_rows = flush_rows
+        self._min_flush_rows = min_flush_rows
         self._waves: list[_Wave] = []
         self._queue: queue.Queue[_Ack | None] = queue.Queue()
         self._error: BaseException | None = None
@@ -60,7 +80,8 @@ class StateWriter:
 
     def begin_wave(self, rows: pl.DataFrame, batch_size: int) -> int:
         """Register a wave's rows (``STATE_COLUMNS``), sent in batches of ``batch_size``."""
-        self._waves.append(_Wave(rows.select(STATE_COLUMNS), batch_size))
+        sendable = rows.height - int(rows.get_column(BLOCKED).sum())
+        self._waves.append(_Wave(rows.select(STATE_COLUMNS), batch_size, sendable))
         return len(self._waves) - 1
 
     def acknowledge(self, wave: int, index: int, size: int, rejected: tuple[int, ...]) -> None:
@@ -94,21 +115,38 @@ class StateWriter:
                 assume_new=bool(new[0]),
             )
 
+    def _take(self) -> tuple[list[_Ack], bool]:
+        """The answers waiting (at least one; all that came while the last write ran)."""
+        acks, done = [], False
+        item = self._queue.get()
+        while True:
+            if item is None:
+                done = True
+            else:
+                acks.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return acks, done
+
     def _run(self) -> None:
+        done = False
         try:
-            while (ack := self._queue.get()) is not None:
-                wave = self._waves[ack.wave]
-                wave.batches.append(ack.index)
-                wave.rejected.extend(ack.rejected)
-                wave.pending += ack.size - len(ack.rejected)
-                if wave.pending >= self._flush_rows:
-                    self._write(wave)
-            for wave in self._waves:
-                self._write(wave)
+            while not done:
+                acks, done = self._take()
+                for ack in acks:
+                    wave = self._waves[ack.wave]
+                    wave.batches.append(ack.index)
+                    wave.rejected.extend(ack.rejected)
+                    wave.pending += ack.size - len(ack.rejected)
+                    wave.answered += ack.size
+                for wave in self._waves:
+                    if done or wave.due(self._flush_rows, self._min_flush_rows):
+                        self._write(wave)
         except BaseException as exc:
             self._error = exc
-            while self._queue.get() is not None:
-                pass
+            while not done:
+                done = self._queue.get() is None
 
     def close(self) -> None:
         """Write what is left and wait; raise the writer's failure, if any."""
