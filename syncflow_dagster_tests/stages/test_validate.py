@@ -1,6 +1,7 @@
 import datetime as dt
 
 import polars as pl
+import pytest
 
 from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.stages.validate import validate
@@ -84,6 +85,17 @@ def test_duplicate_winner_by_rowversion_not_position() -> None:
     good, failures = validate(frame, _entity())
     assert good.get_column("_row").to_list() == [0]
     assert failures.get_column("_row").to_list() == [1]
+
+
+def test_keys_whose_hashes_collide_are_still_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeats are looked for among key hashes; a collision (no real data makes one
+    on demand, so every key is given the same hash here) must not fail a unique key."""
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64))
+    frame = _frame(NO=["A", "B", "A", "C", None])
+    good, failures = validate(frame, _entity())
+    assert sorted(good.get_column("_row").to_list()) == [1, 2, 3]
+    codes = dict(zip(failures["_row"].to_list(), failures["code"].to_list(), strict=True))
+    assert codes == {0: "duplicate_key", 4: "key_missing"}
 
 
 def test_no_rules_no_failures() -> None:
