@@ -16,6 +16,7 @@ id and data hash, and the data of a sample. Fast and wrong is a failure.
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.emulators.apismith import DatasetSpec, ErpDataset
 from syncflow_dagster.orchestration.partitions import nightly_partitions
-from syncflow_dagster.paths import ENTITIES_DIR
+from syncflow_dagster.paths import ENTITIES_DIR, PROJECT_DIR
 from syncflow_dagster.settings import load_settings
 from syncflow_dagster.testing.apismith import apismith_process
 from syncflow_dagster.testing.postgres import postgres_cluster
@@ -171,6 +172,8 @@ def run_benchmark(rows: int, log: Any = print) -> list[ScenarioResult]:
         StateStore(db_url).migrate()
         home = Path(tmp) / "dagster"
         home.mkdir()
+        # The local instance's configuration, as `make demo` uses it (no telemetry).
+        shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
         log(f"generating the same ERP here for the exactness checks ({rows:,} work orders)")
         dataset = ErpDataset(spec)
         hub = ScheduleHubClient(hub_proc.url, tokens["SCHEDULEHUB_TOKEN"])
