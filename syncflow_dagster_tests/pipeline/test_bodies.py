@@ -4,7 +4,7 @@ import orjson
 import polars as pl
 import pytest
 
-from syncflow_dagster.pipeline.bodies import BatchBodies
+from syncflow_dagster.pipeline.bodies import BatchBodies, chunk_starts
 from syncflow_dagster.stages.encode import upsert_line
 
 
@@ -43,3 +43,20 @@ def test_batch_bodies_raise_what_the_builder_hit() -> None:
     with BatchBodies(rows, line, 50, "b-1") as bodies, pytest.raises(RuntimeError) as caught:
         bodies.body(0)
     assert isinstance(caught.value.__cause__, pl.exceptions.ColumnNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("batches", "per_chunk", "first", "starts"),
+    [
+        (0, 50, 2, [0]),
+        (1, 50, 2, [0, 1]),
+        (7, 50, 2, [0, 2, 6, 7]),
+        (200, 50, 2, [0, 2, 6, 14, 30, 62, 112, 162, 200]),
+        (20, 7, 2, [0, 2, 6, 13, 20]),
+        (10, 3, 5, [0, 3, 6, 9, 10]),  # the first chunk is never above per_chunk
+    ],
+)
+def test_chunks_start_small_and_double_up_to_their_size(
+    batches: int, per_chunk: int, first: int, starts: list[int]
+) -> None:
+    assert chunk_starts(batches, per_chunk, first) == starts
