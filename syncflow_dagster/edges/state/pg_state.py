@@ -64,10 +64,21 @@ def load(
     )
 
 
-def load_keys(conn: Connection, entity_id: int) -> pl.Series:
-    """Every BK_HASH of an entity."""
-    select = f"SELECT s.bk_hash FROM erp_sync_state s {_where_entity(entity_id)}"
+def load_keys(conn: Connection, entity_id: int, keys_table: str | None = None) -> pl.Series:
+    """Every BK_HASH of an entity (only those in ``keys_table``, if given)."""
+    join = f"JOIN {keys_table} k USING (bk_hash)" if keys_table else ""
+    select = f"SELECT s.bk_hash FROM erp_sync_state s {join} {_where_entity(entity_id)}"
     return read_binary(conn, select, KEY_FIELDS)["bk_hash"]
+
+
+def has_at_most(conn: Connection, entity_id: int, n: int) -> bool:
+    """Whether the entity has at most ``n`` state rows (reads no more than n + 1 index entries)."""
+    count = conn.exec_driver_sql(
+        "SELECT count(*) FROM (SELECT 1 FROM erp_sync_state"
+        " WHERE entity_id = %(entity_id)s LIMIT %(limit)s) t",
+        {"entity_id": entity_id, "limit": n + 1},
+    ).scalar_one()
+    return int(count) <= n
 
 
 def lock(conn: Connection, entity: str) -> None:

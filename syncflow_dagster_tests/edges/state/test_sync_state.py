@@ -94,6 +94,20 @@ def test_load_state_for_keys_present_and_absent(store: StateStore) -> None:
     )
 
 
+@pytest.mark.parametrize("asked_share", [0.05, 0.9])  # PostgreSQL: probe by key / read all keys
+def test_existing_keys_whichever_way_they_are_found(store: StateStore, asked_share: float) -> None:
+    rows = state_rows(400)
+    store.upsert_state("items", rows, 1)
+    store.upsert_state("work_centers", state_rows(100, offset=5_000), 1)  # another entity
+    n = int(400 * asked_share)
+    present = rows["bk_hash"].head(n)
+    other = state_rows(10, offset=5_000)["bk_hash"]  # has state, but of work_centers
+    absent = state_rows(7, offset=9_000)["bk_hash"]
+    found = store.existing_keys("items", pl.concat([present, other, absent, present.head(2)]))
+    assert sorted(found.to_list()) == sorted(present.to_list())
+    assert store.existing_keys("no_such_entity", present).is_empty()
+
+
 def test_load_state_for_more_keys_than_one_sqlite_chunk(store: StateStore) -> None:
     rows = state_rows(1_300)
     store.upsert_state("items", rows, 1)
