@@ -94,12 +94,16 @@ _HASHES = (hex_field("bk_hash", BK_HASH_BYTES), hex_field("data_hash", DATA_HASH
 
 def _copy_straight(conn: Connection, entity_id: int, rows: pl.DataFrame, batch_id: int) -> None:
     """COPY rows straight into the table (heap multi-insert, no staging)."""
-    fields = (constant_field(entity_id, 2), *_HASHES, int8_field("rowversion"))
     copy_in_binary(
         conn,
         "COPY erp_sync_state (entity_id, bk_hash, data_hash, rowversion, last_batch_id) FROM STDIN",
         rows,
-        (*fields, constant_field(batch_id, 8)),
+        (
+            constant_field(entity_id, 2),
+            *_HASHES,
+            int8_field("rowversion"),
+            constant_field(batch_id, 8),
+        ),
     )
 
 

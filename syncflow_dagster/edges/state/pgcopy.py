@@ -26,13 +26,6 @@ def psycopg_connection(conn: Connection) -> psycopg.Connection:
     return driver
 
 
-def copy_text_literal(value: str) -> str:
-    """Escape a constant for COPY's text format."""
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
-
-
 def to_copy_text(frame: pl.DataFrame) -> bytes:
     r"""Render a frame as COPY text format.
 

@@ -104,8 +104,7 @@ class SyncStateOps(StoreBase):
             if not self._pg:
                 found = sqlite_state.load(conn, entity_id, keys).get_column("bk_hash")
             elif pg_state.has_at_most(conn, entity_id, 2 * keys.len()):
-                every = pg_state.load_keys(conn, entity_id)
-                return keys.filter(keys.is_in(every.implode()))
+                found = pg_state.load_keys(conn, entity_id)
             else:
                 with self._pg_keys(conn, keys) as staged:
                     found = pg_state.load_keys(conn, entity_id, staged)
