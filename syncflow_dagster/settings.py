@@ -15,13 +15,14 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from syncflow_dagster.errors import ConfigurationError
 from syncflow_dagster.paths import ENTITIES_DIR
 
 DEMO_APISMITH_TOKEN = "apismith-demo-token"
 DEMO_SCHEDULEHUB_TOKEN = "schedulehub-demo-token"
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError):
     """A setting has a value SyncFlow cannot use; the message names the variable."""
 
 

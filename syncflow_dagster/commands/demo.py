@@ -21,11 +21,11 @@ from syncflow_dagster.config.loader import load_catalog
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.emulators.apismith import DatasetSpec, ErpDataset
+from syncflow_dagster.metrics import METRIC_NAMES
 from syncflow_dagster.orchestration.build import build_definitions
 from syncflow_dagster.orchestration.factories.sync_job import sync_all_run_config, sync_job_name
 from syncflow_dagster.paths import PROJECT_DIR
 from syncflow_dagster.settings import Settings, load_settings
-from syncflow_dagster.stages.track import METRIC_NAMES
 from syncflow_dagster.testing.apismith import running_apismith
 from syncflow_dagster.testing.reconcile import expected_records, reconcile
 from syncflow_dagster.testing.schedulehub import running_schedulehub

@@ -10,9 +10,10 @@ import yaml
 from pydantic import ValidationError
 
 from syncflow_dagster.config.models import EntityConfig
+from syncflow_dagster.errors import ConfigurationError
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigurationError):
     """The entity configuration cannot be used; the message says where and why."""
 
 

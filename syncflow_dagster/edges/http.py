@@ -7,9 +7,10 @@ import httpx
 import orjson
 
 from syncflow_dagster.edges.retry import TRANSIENT_STATUS, TransientHTTPError, retry_after_seconds
+from syncflow_dagster.errors import PermanentError
 
 
-class ApiError(RuntimeError):
+class ApiError(PermanentError):
     """A permanent failure answered by a remote API; the message says what to fix."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

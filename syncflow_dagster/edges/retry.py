@@ -15,11 +15,13 @@ from typing import TypeVar
 
 import httpx
 
+from syncflow_dagster.errors import TransientError
+
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 T = TypeVar("T")
 
 
-class TransientHTTPError(Exception):
+class TransientHTTPError(TransientError):
     """A response or failure worth retrying; carries the server's Retry-After if any."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -27,7 +29,7 @@ class TransientHTTPError(Exception):
         self.retry_after = retry_after
 
 
-class RetriesExhaustedError(RuntimeError):
+class RetriesExhaustedError(TransientError):
     """The last of ``max_retries`` retries failed too."""
 
 

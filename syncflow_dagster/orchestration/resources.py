@@ -87,7 +87,9 @@ class ScheduleHubResource(_HttpApiResource):
 
 @lru_cache(maxsize=8)
 def _store(url: URL, pool_size: int) -> StateStore:
-    return StateStore(url, pool_size=pool_size)
+    # Checked once per process: the embedded SQLite default migrates itself, an
+    # old PostgreSQL schema stops the run with the command that upgrades it.
+    return StateStore(url, pool_size=pool_size).ensure_schema()
 
 
 class StateStoreResource(dg.ConfigurableResource):

@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 import polars as pl
 
+from syncflow_dagster.metrics import METRIC_NAMES
 from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.stages.dead_letters import DEAD_LETTER_SCHEMA, empty_dead_letters
 from syncflow_dagster.stages.failures import ROW
 from syncflow_dagster.stages.resolve import ResolvePlan
-from syncflow_dagster.stages.track import METRIC_NAMES
 
 Mode = Literal["incremental", "full", "retry"]
 

@@ -28,6 +28,7 @@ from typing import Any
 import polars as pl
 
 from syncflow_dagster.config.models import EntityConfig, FieldConfig, TargetType
+from syncflow_dagster.errors import ConfigurationError
 from syncflow_dagster.stages.failures import ROW, Check, empty_failures, shown, split_by_checks
 from syncflow_dagster.stages.timezones import wall_clock_to_utc
 
@@ -44,7 +45,7 @@ _TRUE = ["Y", "1", "T", "TRUE", "YES"]
 _FALSE = ["N", "0", "F", "FALSE", "NO"]
 
 
-class MappingError(ValueError):
+class MappingError(ConfigurationError):
     """A field's configuration cannot apply to the data (not a record's fault)."""
 
 

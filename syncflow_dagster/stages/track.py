@@ -14,30 +14,11 @@ this very version) count as unchanged and skip normalize … identity.
 
 from collections.abc import Mapping
 
-METRIC_NAMES: tuple[str, ...] = (
-    "fetched",
-    "normalized",
-    "normalize_failed",
-    "validated",
-    "validation_failed",
-    "mapped",
-    "map_failed",
-    "inserted",
-    "updated",
-    "deleted",
-    "unchanged",
-    "pending_children",
-    "resolved_children",
-    "ingested",
-    "ingest_failed",
-    "dead_lettered",
-    "duration_ms",
-)
-
-FAILURE_METRICS = ("normalize_failed", "validation_failed", "map_failed", "ingest_failed")
+from syncflow_dagster.errors import PermanentError
+from syncflow_dagster.metrics import FAILURE_METRICS, METRIC_NAMES
 
 
-class ConservationError(RuntimeError):
+class ConservationError(PermanentError):
     """Records went missing or were counted twice; the batch must not count as done."""
 
 
@@ -68,10 +49,10 @@ def conservation_problems(
         problems.append(
             f"stage failures add up to {failed} but {m['dead_lettered']} were dead-lettered"
         )
-    if m["normalized"] + m["normalize_failed"] + settled != m["fetched"]:
+    if m["normalized"] + m["normalize_failed"] + m["fetch_failed"] + settled != m["fetched"]:
         problems.append(
-            f"normalized {m['normalized']} + failed {m['normalize_failed']} + settled at fetch "
-            f"{settled} != fetched {m['fetched']}"
+            f"normalized {m['normalized']} + failed {m['normalize_failed']} + unreadable "
+            f"{m['fetch_failed']} + settled at fetch {settled} != fetched {m['fetched']}"
         )
     if m["validated"] + m["validation_failed"] != m["normalized"]:
         problems.append(

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from syncflow_dagster.stages.track import METRIC_NAMES
+from syncflow_dagster.metrics import METRIC_NAMES
 from syncflow_dagster_tests.orchestration.conftest import (
     APISMITH_TOKEN,
     PARTITION,

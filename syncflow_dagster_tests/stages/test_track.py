@@ -1,6 +1,7 @@
 import pytest
 
-from syncflow_dagster.stages.track import METRIC_NAMES, ConservationError, check_conservation
+from syncflow_dagster.metrics import METRIC_NAMES
+from syncflow_dagster.stages.track import ConservationError, check_conservation
 
 
 def _metrics(**kw: int) -> dict[str, int]:

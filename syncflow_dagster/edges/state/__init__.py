@@ -7,7 +7,9 @@ default. BK_HASH / DATA_HASH are lowercase hex at the API, ``uuid`` / ``bytea``
 """
 
 from syncflow_dagster.edges.state.batches import BatchNotFoundError
-from syncflow_dagster.edges.state.migrate import migrate
+from syncflow_dagster.edges.state.leases import Lease, LeaseHeldError, LeaseLostError
+from syncflow_dagster.edges.state.migrate import SchemaOutdatedError, ensure_schema, migrate
+from syncflow_dagster.edges.state.positions import Position
 from syncflow_dagster.edges.state.progress import Progress
 from syncflow_dagster.edges.state.store import StateStore
 from syncflow_dagster.edges.state.tables import METRIC_NAMES, metadata
@@ -17,8 +19,14 @@ __all__ = [
     "METRIC_NAMES",
     "BatchNotFoundError",
     "HashFormatError",
+    "Lease",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "Position",
     "Progress",
+    "SchemaOutdatedError",
     "StateStore",
+    "ensure_schema",
     "metadata",
     "migrate",
 ]

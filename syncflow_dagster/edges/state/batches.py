@@ -3,13 +3,16 @@
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
-from syncflow_dagster.edges.state.base import StoreBase, utcnow
+from syncflow_dagster.edges.state.base import utcnow
+from syncflow_dagster.edges.state.leases import LeaseOps
+from syncflow_dagster.edges.state.positions import PositionOps
 from syncflow_dagster.edges.state.tables import (
     BATCH_MODES,
     METRIC_NAMES,
     sync_batches,
+    sync_leases,
 )
 
 
@@ -34,7 +37,10 @@ def check_metrics(metrics: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-class BatchOps(StoreBase):
+FINAL_STATUSES = ("succeeded", "failed", "paused", "skipped")
+
+
+class BatchOps(PositionOps, LeaseOps):
     """Start, finish and look up batches."""
 
     def start_batch(
@@ -71,10 +77,11 @@ class BatchOps(StoreBase):
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
-    def abandon_batch(self, batch_id: int, reason: str) -> bool:
+    def abandon_batch(self, batch_id: int, reason: str, kind: str = "transient") -> bool:
         """Close a batch left 'running' by a run that ended without closing it.
 
         It is marked failed, without a watermark: its records are read again.
+        Its run's lease, if it still holds one, is released with it.
 
         Returns:
             Whether the batch was still running (and is closed now).
@@ -83,10 +90,54 @@ class BatchOps(StoreBase):
         stmt = (
             update(sync_batches)
             .where(c.id == batch_id, c.status == "running")
-            .values(status="failed", finished_at=utcnow(), error=f"abandoned: {reason}")
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                error=f"abandoned: {reason}"[:2000],
+                error_kind=kind,
+            )
         )
         with self._write() as conn:
-            return bool(conn.execute(stmt).rowcount)
+            closed = bool(conn.execute(stmt).rowcount)
+            if closed:
+                conn.execute(delete(sync_leases).where(sync_leases.c.batch_id == batch_id))
+            return closed
+
+    def set_hub_unsettled(self, batch_id: int, unsettled: bool) -> None:
+        """Mark (before the first send) or clear (every answer recorded) the batch's open sends."""
+        with self._write() as conn:
+            conn.execute(
+                update(sync_batches)
+                .where(sync_batches.c.id == batch_id)
+                .values(hub_unsettled=unsettled)
+            )
+
+    def unreconciled_batches(self, entity: str) -> list[int]:
+        """Closed batches of ``entity`` that may have changed the hub unseen, not reconciled yet."""
+        c = sync_batches.c
+        stmt = (
+            select(c.id)
+            .where(
+                c.entity == entity,
+                c.hub_unsettled.is_(True),
+                c.status != "running",
+                c.reconciled_by.is_(None),
+            )
+            .order_by(c.id)
+        )
+        with self._read() as conn:
+            return [int(r) for r in conn.execute(stmt).scalars()]
+
+    def mark_reconciled(self, batch_ids: list[int], by: int) -> None:
+        """Record that batch ``by`` brought the state in line with the hub after these batches."""
+        if not batch_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                update(sync_batches)
+                .where(sync_batches.c.id.in_(batch_ids))
+                .values(reconciled_by=by)
+            )
 
     def update_metrics(self, batch_id: int, metrics: Mapping[str, int]) -> None:
         """Set some metrics of a batch (absolute values) while it runs."""
@@ -109,25 +160,30 @@ class BatchOps(StoreBase):
         watermark_from: int | None = None,
         watermark_to: int | None = None,
         error: str | None = None,
+        error_kind: str | None = None,
+        lease_holder: str | None = None,
     ) -> None:
         """Close a running batch.
 
         ``duration_ms`` is computed from ``started_at`` unless ``metrics`` gives it.
         Metrics not given keep their current values (see :meth:`update_metrics`).
+        A succeeded or paused batch raises the entity's watermark to
+        ``watermark_to``; ``lease_holder`` releases that run's lease in the
+        same transaction.
 
         Raises:
             BatchNotFoundError: no such batch.
             ValueError: bad status or metrics, or the batch is already finished.
         """
-        if status not in ("succeeded", "failed"):
-            raise ValueError(f"a batch finishes 'succeeded' or 'failed', not {status!r}")
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"a batch finishes as one of {FINAL_STATUSES}, not {status!r}")
         values: dict[str, Any] = check_metrics(metrics or {})
         now = utcnow()
         with self._write() as conn:
             started = conn.execute(
-                select(sync_batches.c.started_at, sync_batches.c.status).where(
-                    sync_batches.c.id == batch_id
-                )
+                select(
+                    sync_batches.c.started_at, sync_batches.c.status, sync_batches.c.entity
+                ).where(sync_batches.c.id == batch_id)
             ).first()
             if started is None:
                 raise BatchNotFoundError(f"no batch {batch_id}")
@@ -142,12 +198,17 @@ class BatchOps(StoreBase):
                 watermark_from=watermark_from,
                 watermark_to=watermark_to,
                 error=error,
+                error_kind=error_kind,
             )
             conn.execute(
                 update(sync_batches)
                 .where(sync_batches.c.id == batch_id, sync_batches.c.status == "running")
                 .values(**values)
             )
+            if status in ("succeeded", "paused"):
+                self.advance_watermark(started.entity, watermark_to, conn)
+            if lease_holder is not None:
+                self.release_lease(started.entity, lease_holder, conn)
 
     def get_batch(self, batch_id: int) -> dict[str, Any]:
         """Every column of one batch.
@@ -188,10 +249,5 @@ class BatchOps(StoreBase):
         return None if value is None else int(value)
 
     def last_watermark(self, entity: str) -> int | None:
-        """The highest rowversion watermark settled by a succeeded batch of ``entity``."""
-        stmt = select(func.max(sync_batches.c.watermark_to)).where(
-            sync_batches.c.entity == entity, sync_batches.c.status == "succeeded"
-        )
-        with self._read() as conn:
-            value = conn.execute(stmt).scalar_one()
-        return None if value is None else int(value)
+        """The rowversion up to which every record of ``entity`` is settled (its position)."""
+        return self.get_position(entity).watermark

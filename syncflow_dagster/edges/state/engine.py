@@ -3,6 +3,8 @@
 URLs are only ever rendered with :meth:`URL.render_as_string` (password hidden).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,23 @@ def _sqlite_engine(url: URL) -> Engine:
 def reader(engine: Engine) -> Engine:
     """The same engine, but read transactions on SQLite start DEFERRED (no write lock)."""
     return engine.execution_options(sqlite_begin="DEFERRED")
+
+
+@contextmanager
+def sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """Foreign keys off on a SQLite connection that has not begun a transaction.
+
+    Alembic alters a SQLite table by copying it; with foreign keys on, dropping
+    the old copy of a referenced table fails (or deletes the referencing rows).
+    Elsewhere this does nothing.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")

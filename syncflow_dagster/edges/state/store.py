@@ -3,7 +3,7 @@
 from syncflow_dagster.edges.state.batches import BatchOps
 from syncflow_dagster.edges.state.failed import FailedOps
 from syncflow_dagster.edges.state.mappings import MappingOps
-from syncflow_dagster.edges.state.migrate import migrate
+from syncflow_dagster.edges.state.migrate import ensure_schema, migrate
 from syncflow_dagster.edges.state.pending import PendingOps
 from syncflow_dagster.edges.state.progress import ProgressOps
 from syncflow_dagster.edges.state.sync_state import SyncStateOps
@@ -26,6 +26,15 @@ class StateStore(SyncStateOps, BatchOps, FailedOps, PendingOps, MappingOps, Prog
     def migrate(self) -> None:
         """Bring the schema to the latest Alembic revision."""
         migrate(self._engine)
+
+    def ensure_schema(self) -> "StateStore":
+        """Check the schema is at head (SQLite: bring it there); returns the store.
+
+        Raises:
+            SchemaOutdatedError: on PostgreSQL, naming the command to run.
+        """
+        ensure_schema(self._engine)
+        return self
 
     def __enter__(self) -> "StateStore":
         return self

@@ -5,6 +5,7 @@ Alembic's initial revision creates exactly this; a test keeps the two equal.
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -17,35 +18,21 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
 
 from syncflow_dagster.edges.state.types import BkHash, DataHash, UtcDateTime
+from syncflow_dagster.errors import ERROR_KINDS
+from syncflow_dagster.metrics import METRIC_NAMES
 
-METRIC_NAMES: tuple[str, ...] = (
-    "fetched",
-    "normalized",
-    "normalize_failed",
-    "validated",
-    "validation_failed",
-    "mapped",
-    "map_failed",
-    "inserted",
-    "updated",
-    "deleted",
-    "unchanged",
-    "pending_children",
-    "resolved_children",
-    "ingested",
-    "ingest_failed",
-    "dead_lettered",
-    "duration_ms",
-)
 BATCH_MODES = ("full", "incremental", "retry")
-BATCH_STATUSES = ("running", "succeeded", "failed")
-FAILED_STATUSES = ("open", "retrying", "resolved", "abandoned")
-PENDING_STATUSES = ("waiting", "released", "expired")
+# paused: a background run stopped cleanly at its window's end or budget (it
+# resumes); skipped: a run that found it must not work (outside its window).
+BATCH_STATUSES = ("running", "succeeded", "failed", "paused", "skipped")
+FAILED_STATUSES = ("open", "retrying", "resolved", "abandoned", "discarded")
+PENDING_STATUSES = ("waiting", "released", "expired", "dead_lettered", "dropped")
 PROGRESS_STATUSES = ("pending", "running", "paused", "done")
 
 metadata = MetaData(
@@ -90,12 +77,21 @@ sync_batches = Table(
     Column("watermark_from", BigInteger()),
     Column("watermark_to", BigInteger()),
     Column("error", Text()),
+    Column("error_kind", String(16)),
+    # Set before the first record goes to the hub, cleared once every answer is in
+    # the state: a batch that ends with it set may have changed the hub unseen.
+    Column("hub_unsettled", Boolean(), nullable=False, server_default=false()),
+    # The batch that brought the state back in line with the hub after this one.
+    Column("reconciled_by", BigInteger()),
+    # Whether the run compared APISmith's key listing with the state (deletes).
+    Column("deletes_checked", Boolean(), nullable=False, server_default=false()),
     *(
         Column(name, BigInteger(), nullable=False, server_default=text("0"))
         for name in METRIC_NAMES
     ),
     _one_of("mode", BATCH_MODES),
     _one_of("status", BATCH_STATUSES),
+    _one_of("error_kind", ERROR_KINDS),
     Index("ix_sync_batches_entity_id", "entity", "id"),
     Index("ix_sync_batches_entity_status_watermark_to", "entity", "status", "watermark_to"),
     Index("ix_sync_batches_run_id", "run_id"),
@@ -146,10 +142,14 @@ failed_records = Table(
     Column("attempts", Integer(), nullable=False, server_default=text("0")),
     Column("next_retry_at", UtcDateTime()),
     Column("status", String(16), nullable=False, server_default="open"),
+    Column("error_kind", String(16)),
     Column("resolved_at", UtcDateTime()),
     Column("resolution", Text()),
+    # JSON list of what people and sensors did with the letter: {at, action, reason}.
+    Column("actions", Text()),
     *_created_updated(),
     _one_of("status", FAILED_STATUSES),
+    _one_of("error_kind", ERROR_KINDS),
     # due_failed: status = 'open' AND id > :after ORDER BY id (next_retry_at filtered on the way)
     Index("ix_failed_records_status_id", "status", "id"),
     # list_failed(entity, status)
@@ -173,6 +173,7 @@ pending_children = Table(
     Column("status", String(16), nullable=False, server_default="waiting"),
     *_created_updated(),
     Column("released_at", UtcDateTime()),
+    Column("actions", Text()),
     _one_of("status", PENDING_STATUSES),
     # One waiting row per child; released/expired rows are history.
     Index(
@@ -219,4 +220,37 @@ field_mappings = Table(
     Column("created_at", UtcDateTime(), nullable=False, server_default=func.now()),
     UniqueConstraint("entity", "config_hash"),
     UniqueConstraint("entity", "version"),
+)
+
+# Where an entity's reading stands: the incremental watermark and the open full
+# pass. One row per entity, advanced only past records that are settled.
+sync_positions = Table(
+    "sync_positions",
+    metadata,
+    Column("entity", String(100), primary_key=True),
+    # incremental: every record up to this rowversion is settled
+    Column("watermark", BigInteger()),
+    # the open full pass (started_at null: none open); it resumes after its cursor
+    Column("pass_started_at", UtcDateTime()),
+    Column("pass_cursor", Text()),
+    Column("pass_rowversion", BigInteger()),
+    Column("pass_rows", BigInteger(), nullable=False, server_default=text("0")),
+    Column("pass_batches", Integer(), nullable=False, server_default=text("0")),
+    Column("passes_completed", Integer(), nullable=False, server_default=text("0")),
+    Column("last_pass_finished_at", UtcDateTime()),
+    Column("deletes_checked_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
+)
+
+# One run per entity at a time: the holder renews its lease while it works;
+# a lease whose holder died expires, and the next run takes it over.
+sync_leases = Table(
+    "sync_leases",
+    metadata,
+    Column("entity", String(100), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("batch_id", BigInteger()),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("renewed_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )

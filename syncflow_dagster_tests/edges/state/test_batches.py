@@ -6,7 +6,7 @@ from syncflow_dagster.edges.state import METRIC_NAMES, BatchNotFoundError, State
 
 
 def test_metric_names() -> None:
-    assert len(METRIC_NAMES) == 17
+    assert len(METRIC_NAMES) == 21
     assert METRIC_NAMES[0] == "fetched" and METRIC_NAMES[-1] == "duration_ms"
 
 

@@ -10,7 +10,7 @@ import logging.config
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from syncflow_dagster.edges.state.engine import create_state_engine
+from syncflow_dagster.edges.state.engine import create_state_engine, sqlite_foreign_keys_off
 from syncflow_dagster.edges.state.tables import metadata
 from syncflow_dagster.settings import load_settings
 
@@ -58,7 +58,7 @@ def run_online() -> None:
         return
     engine = create_state_engine(_url(), pool_size=1)
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, sqlite_foreign_keys_off(connection):
             _configure(connection)
             with context.begin_transaction():
                 context.run_migrations()
