@@ -1,8 +1,10 @@
 """The nine generic stage ops, and the retry op.
 
-Each op reads through a resource, runs one pipeline step and attaches counts;
-the entity comes from the fetch op's config and travels in the slice. If a
-step fails, the batch is marked failed before the error surfaces.
+Each op reads through a resource, runs one pipeline step and attaches counts.
+The entity comes from the job's definition, never from run config (see
+:func:`entity_of`), and travels in the slice; the run config is optional (a
+mode, a row limit). If a step fails, the batch is closed as failed (with the
+error's kind) before the error surfaces.
 """
 
 from collections.abc import Iterator
@@ -19,10 +21,12 @@ from syncflow_dagster.orchestration.resources import (
     ScheduleHubResource,
     StateStoreResource,
 )
+from syncflow_dagster.orchestration.tags import ENTITY_TAG
 from syncflow_dagster.pipeline.delta import delta_step
-from syncflow_dagster.pipeline.fetch import fetch_step
+from syncflow_dagster.pipeline.fetch import RunInfo, fetch_step
 from syncflow_dagster.pipeline.identity import identity_step
 from syncflow_dagster.pipeline.ingest import ingest_step
+from syncflow_dagster.pipeline.lifecycle import fail_batch
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.retry import retry_pending as retry_pending_step
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
@@ -48,42 +52,48 @@ class RunMode(Enum):
 
 
 class FetchConfig(dg.Config):
-    """Which entity a run syncs, and how."""
+    """How this run reads; every field may be left out (the job knows its entity)."""
 
-    entity: str
     mode: RunMode = RunMode.configured
     max_rows: int | None = None
 
 
-def abandon_dead_batches(context: dg.OpExecutionContext, store: StateStore, entity: str) -> None:
-    """Close batches of ``entity`` left running by runs that are over (crashed, killed).
+def entity_of(context: dg.OpExecutionContext) -> str:
+    """The entity this op works on, from the job's definition.
 
-    Dagster knows whether a run still runs; run monitoring marks a run whose
-    process died as failed, and the entity's next run closes its batch here.
+    In ``sync_all_job`` every chain's ops are named ``<entity>__<op>``; an
+    entity's own job carries its entity as a definition tag.
     """
-    for batch in store.running_batches(entity):
-        run = context.instance.get_run_by_id(batch["run_id"])
-        if run is None or run.is_finished:
-            status = "gone" if run is None else run.status.value.lower()
-            store.abandon_batch(batch["id"], f"run {batch['run_id']} is {status}")
+    name = context.op_handle.name
+    if "__" in name:
+        return name.split("__", 1)[0]
+    entity = context.job_def.tags.get(ENTITY_TAG)
+    if not entity:
+        raise dg.Failure(f"job {context.job_def.name} names no entity (tag {ENTITY_TAG})")
+    return str(entity)
+
+
+def run_info(context: dg.OpExecutionContext) -> RunInfo:
+    """The run as the pipeline sees it: id, partition, its window's start, run statuses."""
+    partition = context.partition_key if context.has_partition_key else None
+    day_start = context.partition_time_window.start if partition is not None else None
+    instance = context.instance
+
+    def run_status(run_id: str) -> str | None:
+        run = instance.get_run_by_id(run_id)
+        return None if run is None else run.status.value
+
+    return RunInfo(context.run_id, partition, day_start, run_status)
 
 
 @contextmanager
 def failing_batch(store: StateStore, s: SyncSlice) -> Iterator[None]:
-    """Mark the slice's batch failed if the step raises, then let the error go on."""
+    """Close the slice's batch as failed if the step raises, then let the error go on."""
     try:
         yield
     except BaseException as exc:
-        if store.get_batch(s.batch_id)["status"] != "running":
-            raise
-        store.finish_batch(
-            s.batch_id,
-            status="failed",
-            metrics=s.metrics,
-            watermark_from=s.since_rowversion,
-            watermark_to=None,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-        )
+        if s.batch is not None:
+            fail_batch(store, s.batch, exc, s.metrics, s.since_rowversion)
         raise
 
 
@@ -104,19 +114,18 @@ def fetch(
     context: dg.OpExecutionContext,
     config: FetchConfig,
     apismith: ApiSmithResource,
+    schedulehub: ScheduleHubResource,
     state: StateStoreResource,
     entities: EntityCatalogResource,
 ) -> SyncSlice:
-    """Open a batch and read the entity's records from APISmith (and its keys on full runs)."""
+    """Open a batch, read the entity's records from APISmith and find what the ERP deleted."""
     catalog = entities.catalog
-    if config.entity not in catalog.entities:
-        raise dg.Failure(
-            f"entity '{config.entity}' is not configured ({', '.join(catalog.entities)})"
-        )
-    abandon_dead_batches(context, state.store, config.entity)
+    entity = entity_of(context)
+    if entity not in catalog.entities:
+        raise dg.Failure(f"entity '{entity}' is not configured ({', '.join(catalog.entities)})")
     keep_out_of_collector()
     mode: Mode = (
-        catalog[config.entity].sync.mode
+        catalog[entity].sync.mode
         if config.mode is RunMode.configured
         else "full"
         if config.mode is RunMode.full
@@ -124,14 +133,14 @@ def fetch(
     )
     s = fetch_step(
         catalog,
-        config.entity,
+        entity,
         apismith.client,
         state.store,
-        context.run_id,
+        run_info(context),
         mode,
         entities.erp_timezone,
-        partition_key=context.partition_key if context.has_partition_key else None,
         max_rows=config.max_rows,
+        hub=schedulehub.client,
     )
     _counts(
         context,
@@ -308,32 +317,26 @@ def track(
         let_back_into_collector()
 
 
-class RetryConfig(dg.Config):
-    """Which entity's waiting children (and refused deletes) to try again."""
-
-    entity: str
-
-
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing), tags={"syncflow/stage": "retry"})
 def retry_pending(
     context: dg.OpExecutionContext,
-    config: RetryConfig,
+    apismith: ApiSmithResource,
     schedulehub: ScheduleHubResource,
     state: StateStoreResource,
     entities: EntityCatalogResource,
 ) -> None:
     """Send the entity's waiting children whose parents have arrived, and refused deletes again."""
     catalog = entities.catalog
-    abandon_dead_batches(context, state.store, config.entity)
-    batch_size = min(catalog[config.entity].sync.batch_size or schedulehub.batch_size, 1000)
+    entity = entity_of(context)
+    batch_size = min(catalog[entity].sync.batch_size or schedulehub.batch_size, 1000)
     out = retry_pending_step(
         catalog,
-        config.entity,
+        entity,
         schedulehub.client,
         state.store,
-        context.run_id,
+        run_info(context),
         batch_size,
         entities.erp_timezone,
-        partition_key=context.partition_key if context.has_partition_key else None,
+        source=apismith.client,
     )
     context.add_output_metadata({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})

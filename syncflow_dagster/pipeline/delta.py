@@ -6,7 +6,7 @@ import polars as pl
 
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.slice import SyncSlice
-from syncflow_dagster.stages.delta import OP, UNCHANGED, classify, find_deletes
+from syncflow_dagster.stages.delta import OP, UNCHANGED, classify
 
 
 def _state_of(s: SyncSlice, store: StateStore) -> pl.DataFrame:
@@ -28,7 +28,7 @@ def _state_of(s: SyncSlice, store: StateStore) -> pl.DataFrame:
 
 
 def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
-    """Classify records as insert / update / unchanged, and find deletes on full runs.
+    """Classify records as insert / update / unchanged (deletes were found at fetch).
 
     Records that
     turn out unchanged although they were not settled at fetch (a new
@@ -51,18 +51,12 @@ def delta_step(s: SyncSlice, store: StateStore) -> SyncSlice:
     if restamp.height:
         store.upsert_state(s.entity, restamp.drop("_state_rv"), s.batch_id)
     fetched = s.fetched_keys if s.fetched_keys is not None else s.frame["bk_hash"]
-    deletes = s.deletes  # found at fetch when the full fetch saw every key
-    if deletes is None and s.present_keys is not None:
-        everything = s.state if s.state is not None else state
-        deletes = find_deletes(s.present_keys.get_column("bk_hash"), everything, fetched)
     return s.advance(
         "delta",
         began,
         # no copy of the wide frame when nothing is unchanged (an initial load)
         frame=classified.filter(pl.col(OP) != UNCHANGED) if unchanged.height else classified,
-        deletes=deletes,
         state=None,
         fetched_keys=fetched,
-        delete_candidates=0 if deletes is None else deletes.height,
         metrics={"unchanged": s.metrics["unchanged"] + unchanged.height},
     )

@@ -1,18 +1,46 @@
-"""Step 1, fetch: open a batch and read the run's records (and, on full runs, the keys)."""
+"""Step 1, fetch: open the batch, read the run's records, and find what the ERP deleted.
+
+Where a run starts reading:
+
+* ``incremental`` — above the entity's watermark (every record up to it is settled);
+* ``full`` — a pass over the whole entity in (rowversion, key) order. A pass
+  cut short by the run's row limit is resumed by the next full run from where
+  it stopped (``sync_positions``), so a capped pass gets through the whole
+  table over several runs, and sees the rows changed meanwhile (their new
+  rowversions sort last).
+
+Deletes are keys the state has and the ERP no longer has. A run that read the
+whole entity from its first record knows every key; any other run compares
+APISmith's ``/keys`` listing with the state when the entity's ``sync.deletes``
+policy says so (``every_run`` by default), when a full pass ends, and after
+an unclean run was reconciled with the hub.
+"""
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import polars as pl
 
 from syncflow_dagster.config.loader import ConfigError, EntityCatalog
 from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.edges.apismith import ApiSmithClient
-from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.edges.schedulehub import ScheduleHubClient
+from syncflow_dagster.edges.state import Position, StateStore
+from syncflow_dagster.edges.state.base import utcnow
 from syncflow_dagster.pipeline.keys import key_hashes
+from syncflow_dagster.pipeline.lifecycle import (
+    LEASE_SECONDS,
+    OpenBatch,
+    RunStatus,
+    fail_batch,
+    open_batch,
+)
 from syncflow_dagster.pipeline.raw_spill import RawSpill
+from syncflow_dagster.pipeline.reconcile import reconcile_with_hub
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
-from syncflow_dagster.stages.delta import compare_with_state, rows_mask
+from syncflow_dagster.stages.delta import compare_with_state, find_deletes, rows_mask
 from syncflow_dagster.stages.failures import ROW
 
 # Slices at least this big keep their raw form on disk once past the map step.
@@ -23,18 +51,55 @@ SPILL_ROWS = 100_000
 PIPELINE_REVISION = 1
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What the orchestrator tells a run's first step about the run."""
+
+    run_id: str
+    partition_key: str | None = None
+    day_start: datetime | None = None
+    """Start of the run's daily window (its partition); ``deletes: daily`` checks once in it."""
+    run_status: RunStatus | None = None
+    lease_seconds: float = LEASE_SECONDS
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """Where a run starts reading, and whether it compares keys for deletes."""
+
+    mode: Mode
+    since: int | None
+    resumes_pass: bool
+    check_deletes: bool
+
+    @property
+    def from_start(self) -> bool:
+        """The run reads the entity from its first record."""
+        return self.since is None
+
+
 def source_columns(catalog: EntityCatalog, entity: str, client: ApiSmithClient) -> dict[str, str]:
-    """The entity's source column types: from its YAML, else from APISmith's /entities.
+    """The entity's source column types, checked against APISmith's ``/entities``.
+
+    Declared columns (``source.columns``) must all be served: a column the ERP
+    does not have would otherwise arrive as null in every record.
 
     Raises:
-        ConfigError: naming the file, entity and field when a configured column
-            does not exist at the source.
+        ConfigError: naming the file, entity and field when a column does not
+            exist at the source.
     """
     cfg = catalog[entity]
+    described = client.entity(cfg.source.entity)
     declared = cfg.source.columns
     if declared is not None:
+        missing = [c for c in declared if c not in described.columns]
+        if missing:
+            served = ", ".join(sorted(described.columns))
+            raise ConfigError(
+                f"{catalog.where(entity, f'source.columns.{missing[0]}')}: APISmith entity "
+                f"'{cfg.source.entity}' has no column {', '.join(missing)} (it serves: {served})"
+            )
         return dict(declared)
-    described = client.entity(cfg.source.entity)
     try:
         cfg.check_columns(described.columns)
     except ValueError as exc:
@@ -42,11 +107,38 @@ def source_columns(catalog: EntityCatalog, entity: str, client: ApiSmithClient) 
     return dict(described.columns)
 
 
-def start_window(store: StateStore, entity: str, mode: Mode, has_rowversion: bool) -> int | None:
-    """The rowversion to read above: the last settled watermark (None: read everything)."""
-    if mode == "full" or not has_rowversion:
-        return None
-    return store.last_watermark(entity)
+def deletes_due(cfg: EntityConfig, position: Position, day_start: datetime | None) -> bool:
+    """Whether the entity's ``sync.deletes`` policy asks this run to compare keys."""
+    policy = cfg.sync.deletes
+    if policy == "every_run":
+        return True
+    if policy == "never":
+        return False
+    last = position.deletes_checked_at
+    since = day_start or (utcnow() - timedelta(hours=24))
+    return last is None or last < since
+
+
+def plan_read(
+    cfg: EntityConfig,
+    position: Position,
+    mode: Mode,
+    stale: bool,
+    day_start: datetime | None,
+    force_deletes: bool = False,
+) -> ReadPlan:
+    """Where this run starts reading and whether it looks for deletes.
+
+    Records mapped under another mapping version must be read again: such a
+    run reads from the first record (a full pass starts over).
+    """
+    check = force_deletes or deletes_due(cfg, position, day_start)
+    if mode == "full":
+        resume = position.pass_open and not stale
+        since = position.pass_rowversion if resume else None
+        return ReadPlan(mode, since, resume and since is not None, check)
+    since = None if stale or cfg.source.rowversion is None else position.watermark
+    return ReadPlan(mode, since, False, check)
 
 
 def _stale_keys(store: StateStore, entity: str, version: int) -> pl.Series:
@@ -57,82 +149,164 @@ def _stale_keys(store: StateStore, entity: str, version: int) -> pl.Series:
     return store.keys_stamped_through(entity, other)
 
 
+def present_keys(
+    client: ApiSmithClient, cfg: EntityConfig, columns: dict[str, str], tz: str
+) -> pl.Series:
+    """BK_HASHes of every key APISmith lists now."""
+    listed = client.keys(cfg.source.entity, cfg.source.key)
+    return key_hashes(listed, cfg, columns, tz).get_column("bk_hash")
+
+
 def fetch_step(
     catalog: EntityCatalog,
     entity: str,
     client: ApiSmithClient,
     store: StateStore,
-    run_id: str,
+    run: RunInfo,
     mode: Mode,
     default_tz: str,
-    partition_key: str | None = None,
     max_rows: int | None = None,
+    hub: ScheduleHubClient | None = None,
 ) -> SyncSlice:
-    """Open the batch and fetch the slice: records above the watermark (all on full runs).
+    """Open the batch and fetch the slice; settle what the hub has; find deletes.
 
     Records the hub already has in this very version (same rowversion in the
-    state, same mapping) are settled here as unchanged and go no further; a
-    full run loads the entity's state while the records are on the wire.
+    state, same mapping) are settled here as unchanged and go no further. With
+    ``hub`` given, the state is first reconciled with the hub if an earlier
+    batch of the entity ended with unsettled sends. ``max_rows`` overrides the
+    entity's ``sync.max_rows_per_run``.
     """
     began = time.monotonic()
     cfg = catalog[entity]
-    columns = source_columns(catalog, entity, client)
-    tz = cfg.source.timezone or default_tz
     if cfg.source.rowversion is None:
         mode = "full"
     version = store.register_mapping(entity, mapping_identity(cfg))
-    stale = _stale_keys(store, entity, version)
-    # Records mapped under another version must be read again, whatever the watermark.
-    has_rowversion = cfg.source.rowversion is not None
-    since = None if stale.len() else start_window(store, entity, mode, has_rowversion)
-    batch_id = store.start_batch(
-        entity=entity,
-        run_id=run_id,
-        mode=mode,
-        partition_key=partition_key,
-        mapping_version=version,
-    )
-    limit = max_rows or cfg.sync.max_rows_per_run
-    with ThreadPoolExecutor(1, thread_name_prefix="state") as pool:
-        whole_state = pool.submit(store.load_versions, entity) if mode == "full" else None
-        fetched = client.fetch(
-            cfg.source.entity, cfg.read_columns, since_rowversion=since, max_rows=limit
-        )
-        raw = fetched.frame.with_row_index(ROW)
-        state = whole_state.result() if whole_state is not None else None
-    if state is not None and state.height == 0:
-        # Nothing synced yet (an initial load): nothing to settle, nothing to delete.
-        return _slice(
-            batch_id, entity, mode, columns, since, fetched.truncated, cfg, raw, state, stale
-        ).advance("fetch", began, metrics={"fetched": raw.height})
-    keys = key_hashes(raw, cfg, columns, tz)
-    if state is None:
-        state = store.load_state_for(entity, keys.get_column("bk_hash"))
-    # Deletes are keys in the state the ERP no longer has. A full fetch that read
-    # to the end has seen every key (the comparison finds them); one cut short by
-    # the row limit asks APISmith's key listing (the delta step compares it).
-    complete = mode == "full" and not fetched.truncated
-    compared = compare_with_state(keys, _rowversions(raw, cfg), state, stale, complete)
-    settled = compared.settled
-    present = keys if complete else None
-    if mode == "full" and fetched.truncated:
-        present = key_hashes(client.keys(cfg.source.entity, cfg.source.key), cfg, columns, tz)
-    return _slice(
-        batch_id,
+    batch = open_batch(
+        store,
         entity,
+        run.run_id,
         mode,
-        columns,
-        since,
-        fetched.truncated,
-        cfg,
-        raw,
-        state,
-        stale,
-        settled=settled,
-        present=None if present is None else present.get_column("bk_hash"),
-        fetched_keys=keys.get_column("bk_hash"),
-        deletes=compared.gone,
-    ).advance("fetch", began, metrics={"fetched": raw.height, "unchanged": settled.len()})
+        partition_key=run.partition_key,
+        mapping_version=version,
+        run_status=run.run_status,
+        lease_seconds=run.lease_seconds,
+    )
+    try:
+        # Before anything is read or sent: every configured column must be served.
+        columns = source_columns(catalog, entity, client)
+        read = _Read(catalog, cfg, client, store, run, batch, mode, columns, default_tz)
+        return read.fetch(max_rows, hub, began)
+    except BaseException as exc:
+        fail_batch(store, batch, exc)
+        raise
+
+
+@dataclass(frozen=True)
+class _Read:
+    catalog: EntityCatalog
+    cfg: EntityConfig
+    client: ApiSmithClient
+    store: StateStore
+    run: RunInfo
+    batch: OpenBatch
+    mode: Mode
+    columns: dict[str, str]
+    default_tz: str
+
+    def fetch(self, max_rows: int | None, hub: ScheduleHubClient | None, began: float) -> SyncSlice:
+        """Read, settle and compare; the slice that goes on to normalize."""
+        catalog, cfg, client, store, run = self.catalog, self.cfg, self.client, self.store, self.run
+        batch, mode, columns = self.batch, self.mode, self.columns
+        tz = cfg.source.timezone or self.default_tz
+        entity = cfg.name
+        reconciled = reconcile_with_hub(store, hub, catalog, entity, batch.batch_id) if hub else 0
+        stale = _stale_keys(store, entity, store.get_batch(batch.batch_id)["mapping_version"])
+        position = store.get_position(entity)
+        if mode == "full" and position.pass_open and stale.len():
+            store.reset_pass(entity)
+        plan = plan_read(cfg, position, mode, bool(stale.len()), run.day_start, reconciled > 0)
+        limit = max_rows or cfg.sync.max_rows_per_run
+        with ThreadPoolExecutor(2, thread_name_prefix="fetch") as pool:
+            versions = pool.submit(store.load_versions, entity) if mode == "full" else None
+            listing: Future[pl.Series] | None = None
+            known: Future[pl.Series] | None = None
+            if plan.check_deletes and not plan.from_start:
+                # The run will not see every key itself: list them while the records come.
+                listing = pool.submit(present_keys, client, cfg, columns, tz)
+                if versions is None:
+                    known = pool.submit(store.load_keys, entity)
+            fetched = client.fetch(
+                cfg.source.entity, cfg.read_columns, since_rowversion=plan.since, max_rows=limit
+            )
+            raw = fetched.frame.with_row_index(ROW)
+            keys = key_hashes(raw, cfg, columns, tz)
+            fetched_keys = keys.get_column("bk_hash")
+            complete = plan.from_start and not fetched.truncated
+            pass_ends = mode == "full" and not fetched.truncated
+            present: pl.Series | None = None
+            if complete:
+                present = fetched_keys  # the run saw every key the ERP has
+            elif listing is not None:
+                present = listing.result()
+            elif plan.check_deletes or pass_ends:
+                present = present_keys(client, cfg, columns, tz)
+            if versions is not None:
+                state = versions.result()
+            else:
+                state = store.load_state_for(entity, fetched_keys)
+            everything: pl.DataFrame | None = None
+            if present is not None:
+                if versions is not None:
+                    everything = state
+                else:
+                    loaded = known.result() if known is not None else store.load_keys(entity)
+                    everything = loaded.to_frame("bk_hash").with_columns(
+                        pl.lit(None, pl.Int64).alias("rowversion")
+                    )
+        deletes = (
+            find_deletes(present, everything, fetched_keys)
+            if present is not None and everything is not None
+            else None
+        )
+        settled = (
+            compare_with_state(keys, _rowversions(raw, cfg), state, stale, False).settled
+            if state.height
+            else pl.Series("_row", [], dtype=pl.UInt32)
+        )
+        todo = raw.filter(~rows_mask(settled, raw.height)) if settled.len() else raw
+        s = SyncSlice(
+            entity=entity,
+            batch_id=batch.batch_id,
+            batch=batch,
+            mode=mode,
+            source_columns=columns,
+            since_rowversion=plan.since,
+            truncated=fetched.truncated,
+            top_rowversion=_rowversions(raw, cfg).max(),  # type: ignore[arg-type]
+            full_pass=mode == "full",
+            pass_ends=pass_ends,
+            deletes_checked=present is not None,
+            raw=todo,
+            raw_spill=RawSpill(todo) if todo.height >= SPILL_ROWS else None,
+            frame=todo,
+            state=state,
+            stale_keys=stale,
+            present_keys=None if present is None else present.to_frame("bk_hash"),
+            fetched_keys=fetched_keys,
+            deletes=deletes,
+            delete_candidates=0 if deletes is None else deletes.height,
+            settled=settled.len(),
+        )
+        return s.advance(
+            "fetch",
+            began,
+            metrics={
+                "fetched": raw.height,
+                "unchanged": settled.len(),
+                "reconciled": reconciled,
+                "delete_candidates": s.delete_candidates,
+            },
+        )
 
 
 def _rowversions(raw: pl.DataFrame, cfg: EntityConfig) -> pl.Series:
@@ -142,53 +316,13 @@ def _rowversions(raw: pl.DataFrame, cfg: EntityConfig) -> pl.Series:
     return raw.get_column(cfg.source.rowversion).str.strip_chars().cast(pl.Int64, strict=False)
 
 
-def _slice(
-    batch_id: int,
-    entity: str,
-    mode: Mode,
-    columns: dict[str, str],
-    since: int | None,
-    truncated: bool,
-    cfg: EntityConfig,
-    raw: pl.DataFrame,
-    state: pl.DataFrame,
-    stale: pl.Series,
-    settled: pl.Series | None = None,
-    present: pl.Series | None = None,
-    fetched_keys: pl.Series | None = None,
-    deletes: pl.DataFrame | None = None,
-) -> SyncSlice:
-    """The slice after fetch: settled records set aside, the rest to normalize."""
-    todo = (
-        raw.filter(~rows_mask(settled, raw.height))
-        if settled is not None and settled.len()
-        else raw
-    )
-    return SyncSlice(
-        entity=entity,
-        batch_id=batch_id,
-        mode=mode,
-        source_columns=columns,
-        since_rowversion=since,
-        truncated=truncated,
-        top_rowversion=_rowversions(raw, cfg).max(),  # type: ignore[arg-type]
-        raw=todo,
-        raw_spill=RawSpill(todo) if todo.height >= SPILL_ROWS else None,
-        frame=todo,
-        state=state,
-        stale_keys=stale,
-        present_keys=None if present is None else present.to_frame("bk_hash"),
-        fetched_keys=fetched_keys,
-        deletes=deletes,
-        delete_candidates=0 if deletes is None else deletes.height,
-        settled=0 if settled is None else settled.len(),
-    )
-
-
 def mapping_identity(cfg: EntityConfig) -> dict[str, object]:
     """What decides how a record is mapped: the entity's configuration and the code's revision.
 
     Registered as the batch's mapping version; state written under another
-    version is never taken as settled, so a change of either re-maps every record.
+    version is never taken as settled, so a change of either re-maps every
+    record. How and when the entity runs (``sync``) and its description do not
+    change a record's mapping and are left out.
     """
-    return {"pipeline_revision": PIPELINE_REVISION, **cfg.model_dump(mode="json", by_alias=True)}
+    mapped = cfg.model_dump(mode="json", by_alias=True, exclude={"sync", "description"})
+    return {"pipeline_revision": PIPELINE_REVISION, **mapped}

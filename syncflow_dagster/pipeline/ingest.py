@@ -9,6 +9,7 @@ rerun resends the rest, and the hub's idempotency absorbs what it already had.
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -81,11 +82,13 @@ def deliver(
     batch_id: int,
     batch_size: int,
     encode: pl.Expr,
+    guard: Callable[[], None] | None = None,
 ) -> Delivery:
     """Send the plan wave by wave; queue acknowledged rows to ``writer``.
 
     Each batch's records are encoded (``encode`` for those without a line
-    yet) on the sender thread just before the batch goes out.
+    yet) on the sender thread just before the batch goes out; ``guard`` is
+    asked first and raises when the run may no longer send (its lease is gone).
     """
     line = pl.coalesce(pl.col(LINE), encode)
     result = Delivery()
@@ -109,8 +112,23 @@ def deliver(
             writer.acknowledge(wave_id, outcome.index, outcome.size, rejected)
 
         with BatchBodies(rows, line, batch_size, f"{batch_id}-{wave}") as bodies:
-            hub.ingest_many(hub_entity, bodies.batches, bodies.body, on_outcome)
+            body = guarded(bodies.body, guard)
+            hub.ingest_many(hub_entity, bodies.batches, body, on_outcome)
     return result
+
+
+def guarded(
+    make_body: Callable[[int], tuple[bytes, int]], guard: Callable[[], None] | None
+) -> Callable[[int], tuple[bytes, int]]:
+    """``make_body`` that first asks ``guard`` whether the run may still send."""
+    if guard is None:
+        return make_body
+
+    def body(index: int) -> tuple[bytes, int]:
+        guard()
+        return make_body(index)
+
+    return body
 
 
 def sent_rows(rows: pl.DataFrame, index: int, batch_size: int) -> pl.DataFrame:
@@ -182,6 +200,10 @@ def ingest_step(
     began = time.monotonic()
     cfg = catalog[s.entity]
     assert s.plan is not None, "resolve runs before ingest"
+    sending = bool(s.plan.send.height)
+    if sending:
+        # Until every answer is in the state, the hub may hold what the state does not know.
+        store.set_batch_flags(s.batch_id, hub_unsettled=True)
     with state_writer(store, s.entity, s.batch_id) as writer:
         delivery = deliver(
             s.plan.send,
@@ -191,7 +213,10 @@ def ingest_step(
             s.batch_id,
             batch_size,
             line_expr(catalog, s.entity),
+            guard=s.batch.keeper.check if s.batch and s.batch.keeper else None,
         )
+    if sending:
+        store.set_batch_flags(s.batch_id, hub_unsettled=False)
     rejected = (
         pl.concat(delivery.rejected)
         if delivery.rejected

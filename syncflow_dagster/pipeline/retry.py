@@ -9,10 +9,12 @@ with the same conservation check.
 import polars as pl
 
 from syncflow_dagster.config.loader import EntityCatalog
+from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
-from syncflow_dagster.pipeline.fetch import mapping_identity
+from syncflow_dagster.pipeline.fetch import RunInfo, mapping_identity, present_keys, source_columns
 from syncflow_dagster.pipeline.ingest import ingest_step
+from syncflow_dagster.pipeline.lifecycle import fail_batch, open_batch
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.track import track_step
@@ -42,30 +44,49 @@ def retry_pending(
     entity: str,
     hub: ScheduleHubClient,
     store: StateStore,
-    run_id: str,
+    run: RunInfo,
     batch_size: int,
     default_tz: str,
-    partition_key: str | None = None,
+    source: ApiSmithClient | None = None,
 ) -> SyncSlice:
-    """Send what waits and can go now; record the batch."""
+    """Send what waits and can go now; record the batch.
+
+    With ``source`` given, children waiting to be created are first checked
+    against APISmith's key listing: one the ERP deleted meanwhile expires
+    instead of being created at the hub when its parent arrives.
+    """
     cfg = catalog[entity]
     version = store.register_mapping(entity, mapping_identity(cfg))
-    batch_id = store.start_batch(
-        entity=entity,
-        run_id=run_id,
-        mode="retry",
-        partition_key=partition_key,
+    batch = open_batch(
+        store,
+        entity,
+        run.run_id,
+        "retry",
+        partition_key=run.partition_key,
         mapping_version=version,
+        run_status=run.run_status,
+        lease_seconds=run.lease_seconds,
     )
-    raw = pl.DataFrame(schema={c: pl.String() for c in cfg.read_columns}).with_row_index(ROW)
-    s = SyncSlice(
-        entity=entity,
-        batch_id=batch_id,
-        mode="retry",
-        source_columns={},
-        raw=raw,
-        frame=empty_mapped(catalog, entity),
-    )
-    s = resolve_step(s, catalog, store)
-    s = ingest_step(s, catalog, hub, store, batch_size, default_tz)
-    return track_step(s, catalog, store, default_tz)
+    try:
+        present = None
+        if source is not None and store.count_pending(entity):
+            columns = source_columns(catalog, entity, source)
+            tz = cfg.source.timezone or default_tz
+            present = present_keys(source, cfg, columns, tz).to_frame("bk_hash")
+        raw = pl.DataFrame(schema={c: pl.String() for c in cfg.read_columns}).with_row_index(ROW)
+        s = SyncSlice(
+            entity=entity,
+            batch_id=batch.batch_id,
+            batch=batch,
+            mode="retry",
+            source_columns={},
+            raw=raw,
+            frame=empty_mapped(catalog, entity),
+            present_keys=present,
+        )
+        s = resolve_step(s, catalog, store)
+        s = ingest_step(s, catalog, hub, store, batch_size, default_tz)
+        return track_step(s, catalog, store, default_tz)
+    except BaseException as exc:
+        fail_batch(store, batch, exc)
+        raise

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import polars as pl
 
 from syncflow_dagster.metrics import METRIC_NAMES
+from syncflow_dagster.pipeline.lifecycle import OpenBatch
 from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.stages.dead_letters import DEAD_LETTER_SCHEMA, empty_dead_letters
 from syncflow_dagster.stages.failures import ROW
@@ -27,8 +28,14 @@ class SyncSlice:
     batch_id: int
     mode: Mode
     source_columns: dict[str, str]
+    batch: OpenBatch | None = None
     since_rowversion: int | None = None
     truncated: bool = False
+    # a stretch of a full pass; whether the pass reaches the end of the data in this run
+    full_pass: bool = False
+    pass_ends: bool = False
+    # whether the run compared the ERP's keys with the state (deletes found)
+    deletes_checked: bool = False
     top_rowversion: int | None = None
     settled: int = 0
     # From fetch to delta: on full runs every state key's rowversion (no data

@@ -6,6 +6,7 @@ import polars as pl
 
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.lifecycle import finish_batch
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.dead_letters import letters_to_close
 from syncflow_dagster.stages.failures import ROW
@@ -72,16 +73,38 @@ def track_step(
     if s.pending is not None and s.pending.height:
         store.add_pending(s.entity, s.batch_id, s.pending.drop("_row", strict=False))
     done = s.advance("track", began, metrics={"dead_lettered": s.dead.height})
-    metrics = {**done.metrics, "duration_ms": int((time.monotonic() - s.started) * 1000)}
+    metrics = {
+        **done.metrics,
+        "delete_candidates": s.delete_candidates,
+        "expired_children": 0 if s.expired is None else s.expired.len(),
+        "duration_ms": int((time.monotonic() - s.started) * 1000),
+    }
     problems = conservation_problems(metrics, s.delete_candidates, s.settled)
-    store.finish_batch(
-        s.batch_id,
+    mark = None if problems else watermark(s, rowversion)
+    if not problems:
+        if s.full_pass:
+            store.advance_pass(
+                s.entity,
+                cursor=None,
+                rowversion=mark,
+                rows=metrics["fetched"],
+                finished=s.pass_ends,
+                watermark=mark,
+            )
+        if s.deletes_checked:
+            store.mark_deletes_checked(s.entity)
+            store.set_batch_flags(s.batch_id, deletes_checked=True)
+    close = dict(
         status="failed" if problems else "succeeded",
         metrics=metrics,
         watermark_from=s.since_rowversion,
-        watermark_to=None if problems else watermark(s, rowversion),
+        watermark_to=mark,
         error="; ".join(problems) or None,
     )
+    if s.batch is not None:
+        finish_batch(store, s.batch, **close)  # type: ignore[arg-type]
+    else:
+        store.finish_batch(s.batch_id, **close)  # type: ignore[arg-type]
     if s.raw_spill is not None:
         s.raw_spill.close()
     check_conservation(metrics, s.delete_candidates, s.settled)

@@ -59,8 +59,9 @@ MakeHarness = Callable[..., "SyncHarness"]
 
 
 def fetch_config(entity: str, mode: str = "configured") -> dict[str, Any]:
-    """Run config of ``sync_<entity>_job``."""
-    return {"ops": {"fetch": {"config": {"entity": entity, "mode": mode}}}}
+    """Run config of ``sync_<entity>_job`` in ``mode`` (the job knows its entity)."""
+    del entity
+    return {"ops": {"fetch": {"config": {"mode": mode}}}}
 
 
 @dataclass

@@ -68,26 +68,33 @@ def test_updates_inserts_and_deletes_propagate(make_harness: MakeHarness) -> Non
     check = h.reconcile()
     assert check.ok, check.problems
 
-    # Deletes: operations, and items no work order names (found by a full run only).
+    # Deletes: operations, and items no work order names. The shipped configuration
+    # (sync.deletes: every_run) finds them in incremental runs.
     deleted_ops = data.delete("work_order_operations", 15, seed=7)
     deleted_items = data.delete_keys("items", [list(k) for k in inserted_items[:2]])
     assert len(deleted_ops) == 15 and len(deleted_items) == 2
     before = {e: h.hub_count(e) for e in h.entities}
 
     incremental = h.sync_parent_first("incremental")
-    assert all(b["deleted"] == 0 for b in incremental.values())
-    assert {e: h.hub_count(e) for e in h.entities} == before
-
-    third = h.sync_parent_first("full")
     deleted = {"items": 2, "work_centers": 0, "work_orders": 0, "work_order_operations": 15}
     for entity, n in deleted.items():
-        batch = third[entity]
+        batch = incremental[entity]
         assert_conserved(batch, delete_candidates=n)
-        assert batch["deleted"] == n
-        assert batch["inserted"] == batch["updated"] == 0
-        assert batch["unchanged"] == batch["fetched"] == before[entity] - n
+        assert (batch["deleted"], batch["delete_candidates"]) == (n, n)
+        assert batch["deletes_checked"]
+        assert batch["inserted"] == batch["updated"] == batch["fetched"] == 0
         assert h.hub_count(entity) == before[entity] - n
         assert h.store.count_state(entity) == before[entity] - n
+    check = h.reconcile()
+    assert check.ok, check.problems
+
+    # A full pass afterwards re-reads everything and finds nothing left to do.
+    third = h.sync_parent_first("full")
+    for entity, n in deleted.items():
+        batch = third[entity]
+        assert_conserved(batch)
+        assert batch["deleted"] == batch["inserted"] == batch["updated"] == 0
+        assert batch["unchanged"] == batch["fetched"] == before[entity] - n
     check = h.reconcile()
     assert check.ok, check.problems
 

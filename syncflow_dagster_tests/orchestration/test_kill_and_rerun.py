@@ -76,7 +76,13 @@ def test_a_run_killed_mid_ingest_then_rerun_loses_and_duplicates_nothing(
     assert rerun["fetched"] == ORDERS
     assert rerun["inserted"] == ORDERS - at_kill
     assert rerun["inserted"] + rerun["unchanged"] == ORDERS
-    assert rerun["ingested"] == ORDERS - settled  # all but what was settled at fetch
+    # The killed batch had sent records without recording every answer: the rerun first
+    # took the hub's own records into the state, so nothing the hub holds is sent again.
+    assert rerun["reconciled"] == at_kill - settled
+    assert rerun["ingested"] == ORDERS - at_kill
+    killed_after = h.store.get_batch(killed["id"])
+    assert killed_after["status"] == "failed" and killed_after["hub_unsettled"]
+    assert killed_after["reconciled_by"] == rerun["id"]
 
     assert h.hub_count("work_orders") == ORDERS
     assert h.store.count_state("work_orders") == h.hub_count("work_orders")

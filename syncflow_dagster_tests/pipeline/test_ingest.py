@@ -44,7 +44,7 @@ def test_a_record_the_hub_rejects_is_dead_lettered_with_raw_normalized_and_mappe
         ScheduleHubClient(hub.url, hub.token) as target,
     ):
         required = check_against_hub(catalog, "items", target.entities())
-        s = fetch.fetch_step(catalog, "items", source, store, "run-1", "full", TZ)
+        s = fetch.fetch_step(catalog, "items", source, store, fetch.RunInfo("run-1"), "full", TZ)
         assert s.raw_spill is not None
         s = map_step(
             validate_step(normalize_step(s, catalog, TZ), catalog, TZ), catalog, TZ, required

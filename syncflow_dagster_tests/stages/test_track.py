@@ -24,7 +24,7 @@ def _metrics(**kw: int) -> dict[str, int]:
 
 
 def test_balanced_batch_passes() -> None:
-    assert len(METRIC_NAMES) == 17
+    assert len(METRIC_NAMES) == 21
     check_conservation(_metrics(), delete_candidates=0)
     check_conservation(_metrics(deleted=3), delete_candidates=3)
     check_conservation(_metrics(resolved_children=2, inserted=6), delete_candidates=0)

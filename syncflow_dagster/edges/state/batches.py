@@ -70,10 +70,12 @@ class BatchOps(PositionOps, LeaseOps):
         with self._write() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def running_batches(self, entity: str) -> list[dict[str, Any]]:
-        """``id`` and ``run_id`` of the entity's batches still marked running."""
+    def running_batches(self, entity: str | None = None) -> list[dict[str, Any]]:
+        """``id``, ``entity`` and ``run_id`` of the batches (of one entity) still running."""
         c = sync_batches.c
-        stmt = select(c.id, c.run_id).where(c.entity == entity, c.status == "running")
+        stmt = select(c.id, c.entity, c.run_id).where(c.status == "running").order_by(c.id)
+        if entity is not None:
+            stmt = stmt.where(c.entity == entity)
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
@@ -100,17 +102,39 @@ class BatchOps(PositionOps, LeaseOps):
         with self._write() as conn:
             closed = bool(conn.execute(stmt).rowcount)
             if closed:
-                conn.execute(delete(sync_leases).where(sync_leases.c.batch_id == batch_id))
+                run = conn.execute(select(c.entity, c.run_id).where(c.id == batch_id)).one()
+                conn.execute(
+                    delete(sync_leases).where(
+                        sync_leases.c.entity == run.entity, sync_leases.c.holder == run.run_id
+                    )
+                )
             return closed
 
-    def set_hub_unsettled(self, batch_id: int, unsettled: bool) -> None:
-        """Mark (before the first send) or clear (every answer recorded) the batch's open sends."""
-        with self._write() as conn:
-            conn.execute(
-                update(sync_batches)
-                .where(sync_batches.c.id == batch_id)
-                .values(hub_unsettled=unsettled)
+    def set_batch_flags(
+        self,
+        batch_id: int,
+        *,
+        hub_unsettled: bool | None = None,
+        deletes_checked: bool | None = None,
+    ) -> None:
+        """Set the batch's flags (those given).
+
+        ``hub_unsettled``: set before the first send, cleared once every answer
+        is recorded; ``deletes_checked``: the run compared keys for deletes.
+        """
+        values = {
+            name: value
+            for name, value in (
+                ("hub_unsettled", hub_unsettled),
+                ("deletes_checked", deletes_checked),
             )
+            if value is not None
+        }
+        if values:
+            with self._write() as conn:
+                conn.execute(
+                    update(sync_batches).where(sync_batches.c.id == batch_id).values(**values)
+                )
 
     def unreconciled_batches(self, entity: str) -> list[int]:
         """Closed batches of ``entity`` that may have changed the hub unseen, not reconciled yet."""

@@ -3,9 +3,14 @@
 A run takes its entity's lease before it opens a batch and renews it while it
 works; it releases it when its batch closes. A holder that dies stops
 renewing, its lease expires, and the next run takes it over (and closes the
-dead holder's batch). Times are the store's clock (UTC).
+dead holder's batch). A holder known to be dead sooner — its process on this
+host is gone, or the orchestrator says its run ended — is taken over at once.
+Times are the store's clock (UTC).
 """
 
+import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -23,6 +28,8 @@ class Lease:
 
     entity: str
     holder: str
+    holder_host: str | None
+    holder_pid: int | None
     batch_id: int | None
     acquired_at: datetime
     renewed_at: datetime
@@ -57,6 +64,22 @@ class Acquired:
     previous: Lease | None
 
 
+HOST = socket.gethostname()
+
+
+def process_gone(lease: Lease) -> bool:
+    """Whether the lease's holder was a process on this host that no longer exists."""
+    if lease.holder_host != HOST or lease.holder_pid is None:
+        return False
+    try:
+        os.kill(lease.holder_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
 def _lease(row: object) -> Lease:
     mapping = row._mapping  # type: ignore[attr-defined]
     return Lease(**{c: mapping[c] for c in _COLUMNS})
@@ -77,30 +100,57 @@ class LeaseOps(StoreBase):
             return [_lease(r) for r in conn.execute(select(sync_leases).order_by("entity"))]
 
     def acquire_lease(
-        self, entity: str, holder: str, ttl_seconds: float, now: datetime | None = None
+        self,
+        entity: str,
+        holder: str,
+        ttl_seconds: float,
+        now: datetime | None = None,
+        is_dead: Callable[[Lease], bool] = process_gone,
     ) -> Acquired:
         """Take the entity's lease for ``holder``, or fail fast if a live run holds it.
+
+        Args:
+            entity: the entity to hold.
+            holder: the run that holds it (its run id).
+            ttl_seconds: how long the lease lives unless renewed.
+            now: the time (default: now).
+            is_dead: whether a current, unexpired holder is known to be dead
+                (default: its process on this host is gone).
 
         Raises:
             LeaseHeldError: another holder's lease has not expired.
         """
         for _ in range(3):
             try:
-                return self._acquire(entity, holder, ttl_seconds, now or utcnow())
+                return self._acquire(entity, holder, ttl_seconds, now or utcnow(), is_dead)
             except IntegrityError:  # two first-ever acquisitions raced on the insert
                 continue
         raise LeaseHeldError(self.get_lease(entity))  # type: ignore[arg-type]
 
-    def _acquire(self, entity: str, holder: str, ttl: float, now: datetime) -> Acquired:
+    def _acquire(
+        self,
+        entity: str,
+        holder: str,
+        ttl: float,
+        now: datetime,
+        is_dead: Callable[[Lease], bool],
+    ) -> Acquired:
         expires = now + timedelta(seconds=ttl)
         with self._write() as conn:
             stmt = select(sync_leases).where(sync_leases.c.entity == entity)
             row = conn.execute(stmt.with_for_update() if self._pg else stmt).first()
             current = None if row is None else _lease(row)
-            if current is not None and current.holder != holder and current.expires_at > now:
+            if (
+                current is not None
+                and current.holder != holder
+                and current.expires_at > now
+                and not is_dead(current)
+            ):
                 raise LeaseHeldError(current)
             values = {
                 "holder": holder,
+                "holder_host": HOST,
+                "holder_pid": os.getpid(),
                 "batch_id": None,
                 "acquired_at": now,
                 "renewed_at": now,

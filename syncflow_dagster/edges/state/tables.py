@@ -249,6 +249,9 @@ sync_leases = Table(
     metadata,
     Column("entity", String(100), primary_key=True),
     Column("holder", String(100), nullable=False),
+    # where the holder runs: a lease whose process on this host is gone is dead at once
+    Column("holder_host", String(255)),
+    Column("holder_pid", Integer()),
     Column("batch_id", BigInteger()),
     Column("acquired_at", UtcDateTime(), nullable=False),
     Column("renewed_at", UtcDateTime(), nullable=False),

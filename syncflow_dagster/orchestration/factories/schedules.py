@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from syncflow_dagster.orchestration.factories.sync_job import ENTITY_TAG
+from syncflow_dagster.orchestration.tags import ENTITY_TAG, TRIGGER_TAG
 
 
 def window_hours(start: time, end: time) -> list[int]:
@@ -77,7 +77,7 @@ def build_nightly_schedule(
             tags={
                 ENTITY_TAG: entity,
                 "dagster/max_runtime": str(seconds_to_window_end(now, end)),
-                "syncflow/trigger": "nightly_schedule",
+                TRIGGER_TAG: "nightly_schedule",
             },
         )
 
@@ -104,7 +104,7 @@ def build_cadence_schedule(
         return dg.RunRequest(
             run_key=f"{entity}-{now.isoformat(timespec='minutes')}",
             partition_key=partitions.get_partition_key_for_timestamp(now.timestamp()),
-            tags={ENTITY_TAG: entity, "syncflow/trigger": "cadence_schedule"},
+            tags={ENTITY_TAG: entity, TRIGGER_TAG: "cadence_schedule"},
         )
 
     return cadence

@@ -8,11 +8,7 @@ import dagster as dg
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.orchestration import ops
-
-ENTITY_TAG = "syncflow/entity"
-# In-memory hand-over between ops cannot resume from a failed step: retries redo all steps,
-# which the watermark and the hub's idempotency make safe (docs/ORCHESTRATION.md).
-RUN_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
+from syncflow_dagster.orchestration.tags import ENTITY_TAG, RUN_TAGS
 
 
 def sync_job_name(entity: str) -> str:
@@ -58,7 +54,6 @@ def build_sync_job(
     return entity_graph.to_job(
         name=sync_job_name(cfg.name),
         description=description,
-        config={"ops": {"fetch": {"config": {"entity": cfg.name}}}},
         partitions_def=partitions,
         tags={**RUN_TAGS, ENTITY_TAG: cfg.name},
         **_job_settings(),
@@ -66,16 +61,10 @@ def build_sync_job(
 
 
 def sync_all_run_config(catalog: EntityCatalog, mode: str | None = None) -> dict[str, Any]:
-    """Run config of ``sync_all_job``: every chain's entity (and a mode for all, if given)."""
-    fetch = {
-        name: {"entity": name, **({"mode": mode} if mode else {})} for name in catalog.entities
-    }
-    return {
-        "ops": {
-            **{f"{name}__fetch": {"config": cfg} for name, cfg in fetch.items()},
-            **{f"{name}__retry_pending": {"config": {"entity": name}} for name in catalog.entities},
-        }
-    }
+    """Optional run config of ``sync_all_job`` that runs every chain in one ``mode``."""
+    if not mode:
+        return {}
+    return {"ops": {f"{name}__fetch": {"config": {"mode": mode}} for name in catalog.entities}}
 
 
 def build_sync_all_job(
@@ -104,7 +93,6 @@ def build_sync_all_job(
     return all_graph.to_job(
         name="sync_all_job",
         description=description,
-        config=sync_all_run_config(catalog),
         partitions_def=partitions,
         tags={**RUN_TAGS, ENTITY_TAG: "all"},
         **_job_settings(),

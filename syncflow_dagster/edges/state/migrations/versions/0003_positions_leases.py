@@ -66,6 +66,8 @@ def upgrade() -> None:
         "sync_leases",
         sa.Column("entity", sa.String(100), nullable=False),
         sa.Column("holder", sa.String(100), nullable=False),
+        sa.Column("holder_host", sa.String(255), nullable=True),
+        sa.Column("holder_pid", sa.Integer(), nullable=True),
         sa.Column("batch_id", sa.BigInteger(), nullable=True),
         sa.Column("acquired_at", UtcDateTime(), nullable=False),
         sa.Column("renewed_at", UtcDateTime(), nullable=False),
