@@ -5,15 +5,18 @@ directory (names are case-insensitive). Nothing here runs at import time:
 call :func:`load_settings` where a process starts.
 """
 
+import re
 from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from syncflow_dagster.errors import ConfigurationError
 from syncflow_dagster.paths import ENTITIES_DIR
@@ -22,8 +25,48 @@ DEMO_APISMITH_TOKEN = "apismith-demo-token"
 DEMO_SCHEDULEHUB_TOKEN = "schedulehub-demo-token"
 
 
+MASK = "***"
+# Query (or libpq keyword) parameters whose value is a credential.
+_SECRET_PARAM = re.compile(
+    r"(^|[?&;#\s])([^=&;#\s]*(?:pass|pwd|token|secret|key|auth|credential|sig)[^=&;#\s]*)"
+    r"=([^&;#\s]*)",
+    re.IGNORECASE,
+)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_HOST_PORT_PATH = re.compile(r"[0-9]{0,5}[/?#]")
+
+
 class SettingsError(ConfigurationError):
     """A setting has a value SyncFlow cannot use; the message names the variable."""
+
+
+def mask_url(url: str | URL) -> str:
+    """A URL as text with every credential it can carry replaced by ``***``.
+
+    The one masking function for URLs SyncFlow prints (logs, errors, commands):
+    the password of the userinfo (``user:***@host``), the whole userinfo of an
+    http(s) URL (``https://***@host``, where a lone user is often a token), and
+    the value of every query, fragment or libpq keyword parameter whose name
+    says credential (``password=``, ``pass=``, ``pwd=``, ``sslpassword=``,
+    ``token=``, ``access_token=``, ``api_key=``, ``*secret*=``, ``auth…=``,
+    ``sig=``). Works on text that is not a valid URL too; a SQLAlchemy
+    ``URL`` is rendered first.
+    """
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    scheme = _SCHEME.match(text)
+    if scheme is not None:
+        start = scheme.end()
+        rest = text[start:]
+        at = rest.rfind("@")  # the last '@': a password may hold an unencoded '@'
+        user, colon, secret = rest[:at].partition(":")
+        web = scheme.group(1).lower() in ("http", "https")
+        is_userinfo = at >= 0 and not any(c in user for c in "/?#")
+        if web and colon and _HOST_PORT_PATH.match(secret):
+            is_userinfo = False  # host:port/path…@…: an '@' after the authority
+        if is_userinfo:
+            masked = MASK if web else (f"{user}:{MASK}" if colon else user)
+            text = text[:start] + masked + rest[at:]
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}", text)
 
 
 class Settings(BaseSettings):
@@ -69,8 +112,32 @@ class Settings(BaseSettings):
     background_sync_window_end: time = time(7, 0, 0)
     erp_timezone: str = "Europe/Berlin"
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            problem = database_url_problem(value.get_secret_value().strip())
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("apismith_url", "schedulehub_url")
+    @classmethod
+    def _usable_http_url(cls, value: str) -> str:
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _check_relations(self) -> "Settings":
+        start, end = self.background_sync_window_start, self.background_sync_window_end
+        if not any(_in_window(time(hour), start, end) for hour in range(24)):
+            raise ValueError(
+                f"BACKGROUND_SYNC_WINDOW_START / BACKGROUND_SYNC_WINDOW_END: the window "
+                f"{start:%H:%M:%S}–{end:%H:%M:%S} holds no whole hour, and the nightly runs "
+                "start on the hour; widen it to include one (e.g. 19:00:00–07:00:00)"
+            )
         if self.max_retry_delay_seconds < self.retry_delay_seconds:
             raise ValueError("MAX_RETRY_DELAY_SECONDS must not be below RETRY_DELAY_SECONDS")
         if self.max_batch_size < self.default_batch_size:
@@ -100,6 +167,58 @@ class Settings(BaseSettings):
             self.postgres_password.get_secret_value() if self.postgres_password else None,
             self.sqlite_url,
         )
+
+
+def _in_window(moment: time, start: time, end: time) -> bool:
+    """Whether ``moment`` is inside [start, end), a window that may cross midnight."""
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end
+
+
+def database_url_problem(text: str) -> str | None:
+    """What makes ``text`` unusable as the state database URL (never echoing a secret)."""
+    try:
+        url = normalize_db_url(text)
+    except ArgumentError:
+        return (
+            "not a database URL; expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "or sqlite:///PATH"
+        )
+    except ValueError:
+        return "the port is not a number; expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+    backend = url.get_backend_name()
+    if backend not in ("postgresql", "sqlite"):
+        return (
+            f"only PostgreSQL (postgresql://…) and SQLite (sqlite:///…) are supported, "
+            f"not {url.drivername}://"
+        )
+    if backend == "postgresql":
+        if url.drivername != "postgresql+psycopg":
+            return (
+                f"PostgreSQL is reached with psycopg 3: write postgresql:// or "
+                f"postgresql+psycopg://, not {url.drivername}://"
+            )
+        if url.port is not None and not 1 <= url.port <= 65535:
+            return f"port {url.port} is not between 1 and 65535 (in {mask_url(url)})"
+    return None
+
+
+def http_url_problem(text: str) -> str | None:
+    """What makes ``text`` unusable as an API's base URL (credentials masked)."""
+    shown = mask_url(text)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        return f"{shown!r} is not an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{shown!r} names no host"
+    try:
+        port = parts.port
+    except ValueError:
+        return f"the port of {shown!r} is not a number between 1 and 65535"
+    if port == 0:
+        return f"the port of {shown!r} is not a number between 1 and 65535"
+    return None
 
 
 def normalize_db_url(url: str | URL) -> URL:
@@ -146,6 +265,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
-            problems.append(f"{name}: {err['msg']}")
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,10 +1,14 @@
+import argparse
 import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from syncflow_dagster.commands import db as db_command
+from syncflow_dagster.edges.state.engine import safe_url
 from syncflow_dagster.paths import PROJECT_DIR
-from syncflow_dagster.settings import SettingsError, load_settings
+from syncflow_dagster.settings import SettingsError, load_settings, mask_url
 
 SETTING_NAMES = [
     "APP_ENV",
@@ -139,3 +143,107 @@ def test_example_documents_every_setting() -> None:
     for name in SETTING_NAMES:
         assert name in example, name
         assert f"`{name}`" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw-SECRET@db:5432/x", "postgresql://u:***@db:5432/x"),
+        ("postgresql://u:p@ss-SECRET@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u@db/x?password=SECRET", "postgresql://u@db/x?password=***"),
+        (
+            "postgresql://db/x?sslmode=require&sslpassword=SECRET",
+            "postgresql://db/x?sslmode=require&sslpassword=***",
+        ),
+        (
+            "postgresql://db/x?pass=SECRET&client_secret=SECRET",
+            "postgresql://db/x?pass=***&client_secret=***",
+        ),
+        ("https://user:tok-SECRET@erp.example/api", "https://***@erp.example/api"),
+        ("https://ghp_SECRET@erp.example/api", "https://***@erp.example/api"),
+        ("http://erp.example/api?token=SECRET&limit=5", "http://erp.example/api?token=***&limit=5"),
+        ("http://erp.example/cb#access_token=SECRET", "http://erp.example/cb#access_token=***"),
+        ("host=db password=SECRET user=u", "host=db password=*** user=u"),
+        ("http://erp.example:8080/users/@me", "http://erp.example:8080/users/@me"),
+        ("sqlite:////data/syncflow.db", "sqlite:////data/syncflow.db"),
+    ],
+)
+def test_every_credential_a_url_can_carry_is_masked(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    assert "SECRET" not in mask_url(url)
+
+
+def test_the_state_url_is_masked_wherever_it_is_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = make_url("postgresql+psycopg://u:pw-SECRET@db/x?password=SECRET&sslpassword=SECRET")
+    assert safe_url(url) == "postgresql+psycopg://u:***@db/x?password=***&sslpassword=***"
+    migrated: list[object] = []
+
+    class FakeStore:
+        def __init__(self, url: object, pool_size: int) -> None:
+            migrated.append(url)
+
+        def migrate(self) -> None:
+            pass
+
+    monkeypatch.setattr(db_command, "StateStore", FakeStore)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw-SECRET@db/x?password=SECRET")
+    assert db_command.run(argparse.Namespace(action="upgrade")) == 0
+    printed = capsys.readouterr().out
+    assert "SECRET" not in printed and "password=***" in printed and migrated
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("19:10", "19:50"), ("08:00", "08:00"), ("23:01", "23:59:59")],
+)
+def test_a_background_window_without_a_whole_hour_is_refused(
+    monkeypatch: pytest.MonkeyPatch, start: str, end: str
+) -> None:
+    monkeypatch.setenv("BACKGROUND_SYNC_WINDOW_START", start)
+    monkeypatch.setenv("BACKGROUND_SYNC_WINDOW_END", end)
+    with pytest.raises(SettingsError, match=r"BACKGROUND_SYNC_WINDOW_START.*holds no whole hour"):
+        load_settings()
+
+
+@pytest.mark.parametrize(("start", "end"), [("23:30", "00:30"), ("19:59", "20:00:01")])
+def test_a_window_holding_one_whole_hour_is_enough(
+    monkeypatch: pytest.MonkeyPatch, start: str, end: str
+) -> None:
+    monkeypatch.setenv("BACKGROUND_SYNC_WINDOW_START", start)
+    monkeypatch.setenv("BACKGROUND_SYNC_WINDOW_END", end)
+    load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DATABASE_URL", "not a url password=SECRET", "not a database URL"),
+        ("DATABASE_URL", "postgresql://u:SECRET@db:five/x", "port is not a number"),
+        ("DATABASE_URL", "mysql://u:SECRET@db/x", "only PostgreSQL"),
+        ("DATABASE_URL", "postgresql+asyncpg://u:SECRET@db/x", "psycopg 3"),
+        ("DATABASE_URL", "postgresql://u:SECRET@db:70000/x", "not between 1 and 65535"),
+        ("APISMITH_URL", "127.0.0.1:8007", "not an http:// or https:// URL"),
+        ("SCHEDULEHUB_URL", "http://u:SECRET@127.0.0.1:51x0", "port .* is not a number"),
+        ("SCHEDULEHUB_URL", "http://:5180", "names no host"),
+    ],
+)
+def test_unusable_urls_fail_at_start_naming_the_setting_never_the_secret(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"{name}: .*{message}") as err:
+        load_settings()
+    assert "SECRET" not in str(err.value)
+
+
+def test_usable_database_urls_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for url in (
+        "postgresql://u:pw@db:5432/x?sslmode=require",
+        "postgres://u@db/x",
+        "postgresql+psycopg2://u@db/x",
+        f"sqlite:///{tmp_path / 'x.db'}",
+    ):
+        monkeypatch.setenv("DATABASE_URL", url)
+        load_settings()

@@ -3,7 +3,7 @@
 import argparse
 
 from syncflow_dagster.edges.state import StateStore
-from syncflow_dagster.settings import load_settings
+from syncflow_dagster.settings import load_settings, mask_url
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,5 +17,5 @@ def run(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = StateStore(settings.state_db_url, pool_size=settings.postgres_pool_size)
     store.migrate()
-    print(f"state database at head: {settings.state_db_url.render_as_string(hide_password=True)}")
+    print(f"state database at head: {mask_url(settings.state_db_url)}")
     return 0

@@ -7,10 +7,12 @@ entity and the field. ``docs/CONFIGURATION.md`` documents the format.
 """
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from syncflow_dagster.stages.normalize.oracle_types import parse_oracle_type
 
@@ -20,6 +22,20 @@ SyncMode = Literal["incremental", "full"]
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_FIELDS = frozenset({"bk_hash", "data_hash", "rowversion"})
+
+
+def regex_problem(regex: str) -> str | None:
+    """Why polars (the Rust regex engine that runs ``rules[].regex``) cannot compile it."""
+    try:
+        pl.select(pl.lit("").str.contains(regex))
+    except pl.exceptions.PolarsError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line[6:].strip() for line in lines if line.startswith("error:")), lines[0])
+        hint = ""
+        if "look-around" in reason or "backreference" in reason:
+            hint = "; rewrite it without look-around or back-references"
+        return f"regex does not compile in the Rust regex engine polars runs: {reason}{hint}"
+    return None
 
 
 class _Model(BaseModel):
@@ -153,11 +169,9 @@ class RuleConfig(_Model):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"regex does not compile: {exc}") from None
+        problem = None if value is None else regex_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -217,6 +231,7 @@ class EntityConfig(_Model):
     rules: tuple[RuleConfig, ...] = ()
     parents: tuple[ParentConfig, ...] = ()
     sync: SyncConfig = SyncConfig()
+    _file: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _columns_exist(self) -> Self:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import polars as pl
 
-from syncflow_dagster.edges.http import ApiError, check_response
+from syncflow_dagster.edges.http import ApiError, check_response, json_body
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 
@@ -82,7 +81,7 @@ class ApiSmithClient:
 
     def entities(self) -> dict[str, SourceEntity]:
         """Every entity the ERP exposes, by name."""
-        doc = orjson.loads(self._get("entity list", "/api/v1/entities").content)
+        doc = json_body(SERVICE, "entity list", self._get("entity list", "/api/v1/entities"))
         out = {}
         for e in doc["entities"]:
             out[e["name"]] = SourceEntity(
@@ -109,10 +108,9 @@ class ApiSmithClient:
     def count(self, entity: str, since_rowversion: int | None = None) -> tuple[int, int | None]:
         """How many rows there are above ``since_rowversion``, and the highest rowversion."""
         params = {} if since_rowversion is None else {"since_rowversion": since_rowversion}
-        doc = orjson.loads(
-            self._get(
-                f"count of '{entity}'", f"/api/v1/entities/{entity}/count", params=params
-            ).content
+        what = f"count of '{entity}'"
+        doc = json_body(
+            SERVICE, what, self._get(what, f"/api/v1/entities/{entity}/count", params=params)
         )
         return int(doc["count"]), doc.get("max_rowversion")
 
@@ -202,12 +200,15 @@ class ApiSmithClient:
             params: dict[str, Any] = {"limit": MAX_PAGE}
             if cursor:
                 params["cursor"] = cursor
-            body = self._get(
-                f"keys of '{entity}'", f"/api/v1/entities/{entity}/keys", params=params
-            ).content
-            page = pl.read_json(
-                io.BytesIO(body),
-                schema={"keys": pl.List(pl.List(pl.String)), "next_cursor": pl.String},
+            what = f"keys of '{entity}'"
+            page = json_body(
+                SERVICE,
+                what,
+                self._get(what, f"/api/v1/entities/{entity}/keys", params=params),
+                lambda body: pl.read_json(
+                    io.BytesIO(body),
+                    schema={"keys": pl.List(pl.List(pl.String)), "next_cursor": pl.String},
+                ),
             )
             keys = page.select(pl.col("keys").explode()).drop_nulls()
             if keys.height:

@@ -26,7 +26,8 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from syncflow_dagster.edges.http import tls_context
+from syncflow_dagster.edges.http import REQUEST_EXTENSION, tls_context
+from syncflow_dagster.settings import mask_url
 
 Connection = http.client.HTTPConnection
 Params = Mapping[str, str | int]
@@ -47,7 +48,7 @@ class LeanHttp:
     ) -> None:
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
+            raise ValueError(f"not an http(s) URL: {mask_url(base_url)!r}")
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
@@ -93,6 +94,10 @@ class LeanHttp:
     ) -> httpx.Response:
         """Send one request; the answer, whatever its status.
 
+        The answer notes the request (method and path, no query) in its
+        ``extensions`` (:data:`~syncflow_dagster.edges.http.REQUEST_EXTENSION`), so
+        errors can name it.
+
         Raises:
             httpx.TimeoutException: no answer within the timeout.
             httpx.TransportError: the connection failed or broke.
@@ -113,7 +118,12 @@ class LeanHttp:
             conn.close()
         else:
             self._give_back(conn)
-        return httpx.Response(answer.status, headers=answer.getheaders(), content=content)
+        return httpx.Response(
+            answer.status,
+            headers=answer.getheaders(),
+            content=content,
+            extensions={REQUEST_EXTENSION: f"{method} {self._prefix}{path}"},
+        )
 
     def close(self) -> None:
         """Close the idle connections."""

@@ -1,11 +1,14 @@
 """Retries for both HTTP clients: which failures are transient, and how long to wait.
 
-Transient: 429, 502, 503, 504, timeouts and dropped connections. The wait grows
-exponentially from ``base_delay`` (plus up to 50 % jitter), never undercuts a
-server's ``Retry-After``, and stays within [``base_delay``, ``max_delay``]. Everything else
-(401, 404, 413, 422, …) fails at once.
+Transient: 408, 429, 502, 503, 504, timeouts and dropped connections. The wait
+grows exponentially from ``base_delay`` (plus up to 50 % jitter) and stays within
+[``base_delay``, ``max_delay``]; a server's ``Retry-After`` is never cut short: the
+retry waits at least that long, and a ``Retry-After`` beyond ``max_delay``
+(MAX_RETRY_DELAY_SECONDS) gives up at once with :class:`RetryAfterTooLongError`
+(the next run tries again). Everything else (401, 404, 413, 422, 500, …) fails at once.
 """
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -17,20 +20,42 @@ import httpx
 
 from syncflow_dagster.errors import TransientError
 
-TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 T = TypeVar("T")
 
 
 class TransientHTTPError(TransientError):
-    """A response or failure worth retrying; carries the server's Retry-After if any."""
+    """A response or failure worth retrying; carries the server's Retry-After if any.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``service`` names the server and ``request`` the method and URL path asked
+    (e.g. ``POST /api/v1/ingest/items``), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        service: str | None = None,
+        request: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.service = service
+        self.request = request
 
 
 class RetriesExhaustedError(TransientError):
     """The last of ``max_retries`` retries failed too."""
+
+
+class RetryAfterTooLongError(TransientError):
+    """The server asked to wait (Retry-After) longer than MAX_RETRY_DELAY_SECONDS allows."""
+
+    def __init__(self, message: str, retry_after: float, budget: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.budget = budget
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -60,12 +85,17 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        """Seconds to wait before retry number ``attempt`` (1-based).
+
+        The backoff stays within [``base_delay``, ``max_delay``]; a ``retry_after``
+        is never cut short (:meth:`call` gives up before asking for one beyond
+        ``max_delay``).
+        """
         raw = self.base_delay * (2 ** (attempt - 1))
-        wait = raw * (1 + self.rng.random() / 2)
+        wait = min(max(raw * (1 + self.rng.random() / 2), self.base_delay), self.max_delay)
         if retry_after is not None:
             wait = max(wait, retry_after)
-        return min(max(wait, self.base_delay), self.max_delay)
+        return wait
 
     def call(
         self, what: str, fn: Callable[[], T], on_retry: Callable[[int, str], None] | None = None
@@ -74,6 +104,8 @@ class RetryPolicy:
 
         Raises:
             RetriesExhaustedError: when every attempt failed transiently.
+            RetryAfterTooLongError: at once, when the server asks to wait longer
+                than ``max_delay`` (its Retry-After is never cut short).
         """
         attempt = 0
         while True:
@@ -82,14 +114,31 @@ class RetryPolicy:
             except (TransientHTTPError, httpx.TimeoutException, httpx.TransportError) as exc:
                 reason = _describe(exc)
                 attempt += 1
+                retry_after = exc.retry_after if isinstance(exc, TransientHTTPError) else None
+                if retry_after is not None and retry_after > self.max_delay:
+                    raise _too_long(what, exc, retry_after, self.max_delay) from exc
                 if attempt > self.max_retries:
                     raise RetriesExhaustedError(
                         f"{what}: gave up after {self.max_retries} retries; last failure: {reason}"
                     ) from exc
-                retry_after = exc.retry_after if isinstance(exc, TransientHTTPError) else None
                 if on_retry is not None:
                     on_retry(attempt, reason)
                 self.sleep(self.delay(attempt, retry_after))
+
+
+def _too_long(
+    what: str, exc: Exception, retry_after: float, budget: float
+) -> RetryAfterTooLongError:
+    server = getattr(exc, "service", None) or "the server"
+    asked = getattr(exc, "request", None)
+    return RetryAfterTooLongError(
+        f"{what}: {server} asked to retry after {math.ceil(retry_after)} s (Retry-After)"
+        + (f" on {asked}" if asked else "")
+        + f", longer than MAX_RETRY_DELAY_SECONDS ({budget:g} s): gave up at once "
+        f"instead of retrying early; the next run tries again (last answer: {exc})",
+        retry_after,
+        budget,
+    )
 
 
 def _describe(exc: Exception) -> str:

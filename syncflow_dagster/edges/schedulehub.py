@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from syncflow_dagster.edges.http import ApiError, check_response
+from syncflow_dagster.edges.http import ApiError, check_response, json_body, request_line
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 
@@ -83,6 +83,16 @@ def _quick_statuses(body: bytes, size: int) -> dict[str, int] | None:
     return {status: n for status, n in counts.items() if n}
 
 
+def _unexpected(what: str, asked: str | None, doc: object, why: object) -> ApiError:
+    """A JSON answer that does not have the contract's shape."""
+    start = orjson.dumps(doc)[:120].decode("utf-8", errors="replace")
+    return ApiError(
+        f"{SERVICE} {what}" + (f" ({asked})" if asked else "") + f": the JSON answer does not "
+        f"follow the ScheduleHub contract ({why}); it starts {start!r}; check that "
+        "SCHEDULEHUB_URL points at a ScheduleHub API"
+    )
+
+
 class ScheduleHubClient:
     """A client of one ScheduleHub server."""
 
@@ -122,20 +132,36 @@ class ScheduleHubClient:
         response.extensions["syncflow_attempts"] = attempts["n"]
         return response
 
+    def _json(self, what: str, method: str, path: str, **kw: Any) -> Any:
+        """The JSON answer to one request (see :meth:`_call`).
+
+        Raises:
+            ApiError: when the answer is not JSON (e.g. an HTML page), naming what was asked.
+        """
+        return json_body(SERVICE, what, self._call(what, method, path, **kw))
+
     def entities(self) -> dict[str, HubEntity]:
-        """The entity schemas the hub accepts, by name."""
-        doc = orjson.loads(self._call("entity list", "GET", "/api/v1/entities").content)
-        return {
-            e["name"]: HubEntity(
-                name=e["name"],
-                fields={
-                    f["name"]: HubField(f["name"], f["type"], bool(f["required"]))
-                    for f in e["fields"]
-                },
-                parents=tuple(e.get("parents") or ()),
-            )
-            for e in doc["entities"]
-        }
+        """The entity schemas the hub accepts, by name.
+
+        Raises:
+            ApiError: when the answer is not the contract's entity list.
+        """
+        doc = self._json("entity list", "GET", "/api/v1/entities")
+        try:
+            return {
+                e["name"]: HubEntity(
+                    name=e["name"],
+                    fields={
+                        f["name"]: HubField(f["name"], f["type"], bool(f["required"]))
+                        for f in e["fields"]
+                    },
+                    parents=tuple(e.get("parents") or ()),
+                )
+                for e in doc["entities"]
+            }
+        except (KeyError, TypeError, AttributeError) as exc:
+            why = f"no {exc}" if isinstance(exc, KeyError) else exc
+            raise _unexpected("entity list", "GET /api/v1/entities", doc, why) from None
 
     def ingest_body(self, entity: str, body: bytes, size: int, index: int = 0) -> BatchOutcome:
         """Send one prepared batch body of ``size`` records; resent on transient failures.
@@ -160,7 +186,13 @@ class ScheduleHubClient:
         if quick is not None:
             outcome.statuses.update(quick)
             return outcome
-        results = orjson.loads(response.content)["results"]
+        what = f"ingest into '{entity}'"
+        doc = json_body(SERVICE, what, response)
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if not isinstance(results, list) or not all(
+            isinstance(r, dict) and "status" in r for r in results
+        ):
+            raise _unexpected(what, request_line(response), doc, "no 'results' list of statuses")
         if len(results) != size:
             raise ApiError(
                 f"{SERVICE} ingest into '{entity}': {len(results)} results for {size} records"
@@ -171,7 +203,12 @@ class ScheduleHubClient:
                 if r["status"] == "rejected":
                     err = r.get("error") or {}
                     outcome.rejections.append(
-                        Rejection(pos, r["external_id"], err.get("code", ""), err.get("detail", ""))
+                        Rejection(
+                            pos,
+                            r.get("external_id", ""),
+                            err.get("code", ""),
+                            err.get("detail", ""),
+                        )
                     )
         unknown = set(outcome.statuses) - ACKNOWLEDGED - {"rejected"}
         if unknown:
@@ -226,14 +263,10 @@ class ScheduleHubClient:
             params: dict[str, Any] = {"limit": page_size}
             if cursor:
                 params["cursor"] = cursor
-            doc = orjson.loads(
-                self._call(
-                    f"records of '{entity}'",
-                    "GET",
-                    f"/api/v1/entities/{entity}/records",
-                    params=params,
-                ).content
-            )
+            what = f"records of '{entity}'"
+            doc = self._json(what, "GET", f"/api/v1/entities/{entity}/records", params=params)
+            if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+                raise _unexpected(what, f"GET /api/v1/entities/{entity}/records", doc, "no records")
             yield from doc["records"]
             cursor = doc.get("next_cursor")
             if not cursor:

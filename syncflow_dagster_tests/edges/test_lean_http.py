@@ -7,6 +7,7 @@ import httpx
 import orjson
 import pytest
 
+from syncflow_dagster.edges.http import request_line
 from syncflow_dagster.edges.lean_http import LeanHttp, bearer_client
 from syncflow_dagster.emulators.apismith import DatasetSpec
 from syncflow_dagster.emulators.common.serving import free_port
@@ -89,6 +90,16 @@ def test_https_urls_get_verifying_tls_connections_and_other_schemes_are_refused(
     assert pool._prefix == "/base"
     with pytest.raises(ValueError, match="http"):
         LeanHttp("ftp://hub.example", {}, 1.0, size=1)
+    with pytest.raises(ValueError) as err:
+        LeanHttp("ftp://user:tok-SECRET@hub.example/?token=SECRET2", {}, 1.0, size=1)
+    assert "SECRET" not in str(err.value)
+
+
+def test_answers_note_the_request_they_answer() -> None:
+    with running_schedulehub() as hub:
+        pool = LeanHttp(hub.url + "/", {"Authorization": f"Bearer {hub.token}"}, 10.0, size=1)
+        answer = pool.request("GET", "/api/v1/entities", params={"limit": 5})
+    assert request_line(answer) == "GET /api/v1/entities"
 
 
 def test_gets_carry_query_parameters_and_read_whole_bodies() -> None:

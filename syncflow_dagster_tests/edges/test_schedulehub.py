@@ -1,9 +1,21 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from syncflow_dagster.edges.http import ApiError, AuthError, NotFoundError
-from syncflow_dagster.edges.retry import RetriesExhaustedError, RetryPolicy
+from syncflow_dagster.edges.retry import (
+    RetriesExhaustedError,
+    RetryAfterTooLongError,
+    RetryPolicy,
+)
 from syncflow_dagster.edges.schedulehub import BatchOutcome, ScheduleHubClient
+from syncflow_dagster.emulators.common.serving import serve_in_thread
 from syncflow_dagster.testing.schedulehub import running_schedulehub
 
 ITEM = {
@@ -140,3 +152,69 @@ def test_records_are_read_back_page_by_page() -> None:
         records = list(client.records("items", page_size=10))
     assert len(records) == 25 and len({r["external_id"] for r in records}) == 25
     assert records[0]["data"]["uom"] == "EA"
+
+
+@contextmanager
+def _scripted(*answers: Response) -> Iterator[str]:
+    """A server answering every request with the next of ``answers`` (the last one repeats)."""
+    queue = list(answers)
+
+    async def answer(request: Request) -> Response:
+        await request.body()
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def test_a_408_is_retried() -> None:
+    sleeps: list[float] = []
+    ok = Response(orjson.dumps({"entities": []}), media_type="application/json")
+    timeout = Response(b"", status_code=408)
+    with _scripted(timeout, ok) as url, ScheduleHubClient(url, "t", retry=_fast(sleeps)) as client:
+        assert client.entities() == {}
+    assert len(sleeps) == 1
+
+
+def test_a_retry_after_beyond_the_budget_gives_up_at_once() -> None:
+    sleeps: list[float] = []
+    with (
+        running_schedulehub(faults="at=1:429,retry_after=7200") as hub,
+        ScheduleHubClient(hub.url, hub.token, retry=_fast(sleeps)) as client,
+        pytest.raises(RetryAfterTooLongError) as err,
+    ):
+        client.ingest_body("items", *_body([_item(1)]))
+    assert sleeps == []
+    message = str(err.value)
+    assert "ScheduleHub asked to retry after 7200 s (Retry-After)" in message
+    assert "on POST /api/v1/ingest/items" in message and "MAX_RETRY_DELAY_SECONDS" in message
+
+
+@pytest.mark.parametrize("call", ["entities", "ingest", "records"])
+def test_an_html_answer_is_an_api_error_naming_what_was_asked(call: str) -> None:
+    page = Response(b"<!DOCTYPE html><html><body>Sign in</body></html>", media_type="text/html")
+    with (
+        _scripted(page) as url,
+        ScheduleHubClient(url, "t", retry=_fast()) as client,
+        pytest.raises(ApiError) as err,
+    ):
+        if call == "entities":
+            client.entities()
+        elif call == "ingest":
+            client.ingest_body("items", *_body([_item(1), _item(2)]))
+        else:
+            list(client.records("items"))
+    message = str(err.value)
+    assert message.startswith("ScheduleHub ")
+    assert "expected a JSON body but got text/html" in message
+    assert "'<!DOCTYPE html><html><body>Sign in" in message and "SCHEDULEHUB_URL" in message
+
+
+def test_json_of_another_shape_is_an_api_error() -> None:
+    other = Response(orjson.dumps({"hello": "world"}), media_type="application/json")
+    with _scripted(other) as url, ScheduleHubClient(url, "t", retry=_fast()) as client:
+        with pytest.raises(ApiError, match="does not follow the ScheduleHub contract"):
+            client.entities()
+        with pytest.raises(ApiError, match=r"ingest into 'items'.*does not follow"):
+            client.ingest_body("items", *_body([_item(1)]))

@@ -11,13 +11,15 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from syncflow_dagster.settings import mask_url
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_DRIVER = "postgresql+psycopg"
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL as text with the password masked, for reprs, logs and errors."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL as text with every credential masked (:func:`mask_url`), for reprs, logs, errors."""
+    return mask_url(url)
 
 
 def create_state_engine(url: str | URL, pool_size: int = 20) -> Engine:
