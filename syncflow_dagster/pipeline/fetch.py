@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from syncflow_dagster.config.loader import ConfigError, EntityCatalog
+from syncflow_dagster.config.loader import ConfigError, EntityCatalog, check_against_source
 from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
@@ -100,10 +100,7 @@ def source_columns(catalog: EntityCatalog, entity: str, client: ApiSmithClient) 
                 f"'{cfg.source.entity}' has no column {', '.join(missing)} (it serves: {served})"
             )
         return dict(declared)
-    try:
-        cfg.check_columns(described.columns)
-    except ValueError as exc:
-        raise ConfigError(f"{catalog.where(entity, 'source.columns')}: {exc} at APISmith") from None
+    check_against_source(cfg, described.columns, catalog=catalog)
     return dict(described.columns)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from syncflow_dagster.emulators.apismith import DatasetSpec, ErpDataset
 from syncflow_dagster.orchestration.factories.sync_job import sync_job_name
+from syncflow_dagster.pipeline.lifecycle import close_dead_batches
 from syncflow_dagster_tests.orchestration.conftest import (
     MakeHarness,
     SyncHarness,
@@ -227,8 +228,6 @@ def test_a_declared_column_apismith_does_not_serve_fails_the_run_before_sending(
 
 def test_killed_runs_batch_is_closed_once_its_lease_is_dead(make_harness: MakeHarness) -> None:
     """A batch left running by a process that died is closed without waiting for its entity."""
-    from syncflow_dagster.pipeline.lifecycle import close_dead_batches
-
     h = make_harness(DatasetSpec(seed=2, work_orders=20, bad_fraction=0))
     batch = h.store.start_batch("items", "run-that-died", "incremental")
     lease = h.store.acquire_lease("items", "run-that-died", 60)

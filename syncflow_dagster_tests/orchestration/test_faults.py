@@ -9,10 +9,12 @@ from syncflow_dagster_tests.orchestration.conftest import MakeHarness, SyncHarne
 
 SPEC = DatasetSpec(seed=23, work_orders=1000, bad_fraction=0.02)
 KINDS = {"429", "503", "drop", "lost"}
-API_FAULTS = "at=1:429;3:drop;5:lost;7:503"
+API_FAULTS = "retry_after=0,at=1:429;3:drop;6:lost;8:503"
 """APISmith gets a handful of requests per run (one page per entity): each kind by schedule,
 the first on the entity list, then on the record pages of items, work centers, work orders."""
-HUB_FAULTS = "429=0.05,503=0.05,drop=0.03,lost=0.03,seed=3,at=1:429;2:503;3:drop;4:lost;6:lost"
+HUB_FAULTS = (
+    "429=0.05,503=0.05,drop=0.03,lost=0.03,retry_after=0,seed=3,at=1:429;2:503;3:drop;4:lost;6:lost"
+)
 """Random faults on every hub request; the schedule makes sure of each kind (the 6th request
 is the first ingest batch: its answer is lost after the hub applied it)."""
 BATCH_SIZE = 100
