@@ -64,3 +64,19 @@ def error_kind(exc: BaseException) -> ErrorKind:
     if cause is not None and cause is not exc:
         return error_kind(cause)
     return "permanent"
+
+
+def kind_of_class(name: str) -> ErrorKind:
+    """The kind of an error known only by its class name (e.g. from a failure event).
+
+    SyncFlow's own errors have their kind; any other class counts as transient
+    here, since a run that failed outside its steps (its process died, it ran
+    out of time) may well succeed when tried again.
+    """
+    pending: list[type[SyncFlowError]] = [SyncFlowError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls.kind
+        pending.extend(cls.__subclasses__())
+    return "transient"

@@ -19,6 +19,7 @@ from syncflow_dagster.stages.normalize.oracle_types import parse_oracle_type
 TargetType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 Transform = Literal["trim", "upper", "lower"]
 SyncMode = Literal["incremental", "full"]
+DeletesPolicy = Literal["every_run", "daily", "never"]
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_FIELDS = frozenset({"bk_hash", "data_hash", "rowversion"})
@@ -216,6 +217,10 @@ class SyncConfig(_Model):
     """How a run of the entity behaves."""
 
     mode: SyncMode = "incremental"
+    deletes: DeletesPolicy = Field(
+        default="every_run",
+        description="when a run compares APISmith's key listing with the state to find deletes",
+    )
     schedule: ScheduleConfig = ScheduleConfig()
     max_rows_per_run: int = Field(default=2_000_000, ge=1000)
     batch_size: int | None = Field(default=None, ge=1, le=1000)

@@ -7,7 +7,7 @@ import dagster as dg
 
 from syncflow_dagster.config.loader import load_catalog
 from syncflow_dagster.orchestration.io_managers import hand_off_io_manager
-from syncflow_dagster.orchestration.jobs import sync_jobs
+from syncflow_dagster.orchestration.jobs import retry_jobs, sync_jobs
 from syncflow_dagster.orchestration.partitions import nightly_partitions
 from syncflow_dagster.orchestration.resources import (
     ApiSmithResource,
@@ -16,6 +16,7 @@ from syncflow_dagster.orchestration.resources import (
     StateStoreResource,
 )
 from syncflow_dagster.orchestration.schedules import sync_schedules
+from syncflow_dagster.orchestration.sensors import sync_sensors
 from syncflow_dagster.settings import Settings
 
 SECRET_SETTINGS = ("APISMITH_TOKEN", "SCHEDULEHUB_TOKEN", "DATABASE_URL", "POSTGRES_PASSWORD")
@@ -66,6 +67,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             else None,
             sqlite_url=settings.sqlite_url,
             pool_size=settings.postgres_pool_size,
+            lease_seconds=settings.run_lease_seconds,
+            retry_delay_seconds=settings.retry_delay_seconds,
+            max_retry_delay_seconds=settings.max_retry_delay_seconds,
+            retry_max_attempts=settings.retry_max_attempts,
         ),
         "entities": EntityCatalogResource(
             config_dir=str(settings.entities_dir), erp_timezone=settings.erp_timezone
@@ -78,8 +83,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     catalog = load_catalog(settings.entities_dir)
     partitions = nightly_partitions(settings.erp_timezone, settings.background_sync_window_start)
     jobs = sync_jobs(catalog, partitions)
+    retries = retry_jobs(catalog)
+    by_name = {job.name: job for job in jobs}
     return dg.Definitions(
-        jobs=jobs,
-        schedules=sync_schedules(catalog, {job.name: job for job in jobs}, settings),
+        jobs=[*jobs, *retries.values()],
+        schedules=sync_schedules(catalog, by_name, settings),
+        sensors=sync_sensors(catalog, by_name, retries, settings),
         resources=build_resources(settings),
     )

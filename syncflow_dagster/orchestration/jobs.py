@@ -3,7 +3,11 @@
 import dagster as dg
 
 from syncflow_dagster.config.loader import EntityCatalog
-from syncflow_dagster.orchestration.factories.sync_job import build_sync_all_job, build_sync_job
+from syncflow_dagster.orchestration.factories.sync_job import (
+    build_retry_job,
+    build_sync_all_job,
+    build_sync_job,
+)
 
 
 def sync_jobs(
@@ -12,3 +16,8 @@ def sync_jobs(
     """``sync_<entity>_job`` for every entity (parent-first), then ``sync_all_job``."""
     jobs = [build_sync_job(cfg, partitions) for cfg in catalog]
     return [*jobs, build_sync_all_job(catalog, partitions)]
+
+
+def retry_jobs(catalog: EntityCatalog) -> dict[str, dg.JobDefinition]:
+    """``retry_<entity>_job`` for every entity, by entity."""
+    return {cfg.name: build_retry_job(cfg) for cfg in catalog}

@@ -73,7 +73,7 @@ def entity_of(context: dg.OpExecutionContext) -> str:
     return str(entity)
 
 
-def run_info(context: dg.OpExecutionContext) -> RunInfo:
+def run_info(context: dg.OpExecutionContext, state: StateStoreResource) -> RunInfo:
     """The run as the pipeline sees it: id, partition, its window's start, run statuses."""
     partition = context.partition_key if context.has_partition_key else None
     day_start = context.partition_time_window.start if partition is not None else None
@@ -83,7 +83,7 @@ def run_info(context: dg.OpExecutionContext) -> RunInfo:
         run = instance.get_run_by_id(run_id)
         return None if run is None else run.status.value
 
-    return RunInfo(context.run_id, partition, day_start, run_status)
+    return RunInfo(context.run_id, partition, day_start, run_status, state.lease_seconds)
 
 
 @contextmanager
@@ -136,7 +136,7 @@ def fetch(
         entity,
         apismith.client,
         state.store,
-        run_info(context),
+        run_info(context, state),
         mode,
         entities.erp_timezone,
         max_rows=config.max_rows,
@@ -334,7 +334,7 @@ def retry_pending(
         entity,
         schedulehub.client,
         state.store,
-        run_info(context),
+        run_info(context, state),
         batch_size,
         entities.erp_timezone,
         source=apismith.client,

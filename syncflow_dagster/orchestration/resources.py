@@ -12,6 +12,7 @@ from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.retry import RetryPolicy
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.pipeline.backoff import Backoff
 from syncflow_dagster.settings import state_db_url
 
 
@@ -103,6 +104,17 @@ class StateStoreResource(dg.ConfigurableResource):
     postgres_password: str | None = None
     sqlite_url: str = "sqlite:///data/syncflow.db"
     pool_size: int = 20
+    # how runs hold their entity, and when waiting rows are tried again
+    lease_seconds: float = 120.0
+    retry_delay_seconds: float = 60.0
+    max_retry_delay_seconds: float = 3600.0
+    retry_max_attempts: int = 5
+
+    def backoff(self) -> Backoff:
+        """When waiting children and transient dead letters are tried again."""
+        return Backoff(
+            self.retry_delay_seconds, self.max_retry_delay_seconds, self.retry_max_attempts
+        )
 
     @property
     def url(self) -> URL:

@@ -31,6 +31,12 @@ def sync_schedules(
             )
         elif cfg.sync.schedule.cron:
             schedules.append(
-                build_cadence_schedule(job, cfg.name, cfg.sync.schedule.cron, settings.erp_timezone)
+                build_cadence_schedule(
+                    job,
+                    cfg.name,
+                    cfg.sync.schedule.cron,
+                    settings.erp_timezone,
+                    settings.background_sync_enabled,
+                )
             )
     return schedules

@@ -24,7 +24,7 @@ from datetime import datetime
 from syncflow_dagster.edges.state import Lease, LeaseLostError, StateStore
 from syncflow_dagster.edges.state.base import utcnow
 from syncflow_dagster.edges.state.leases import process_gone
-from syncflow_dagster.errors import error_kind
+from syncflow_dagster.errors import error_kind, kind_of_class
 
 log = logging.getLogger(__name__)
 
@@ -275,5 +275,21 @@ def close_dead_batches(
         else:
             continue
         if abandon_batch(store, batch["id"], reason):
+            closed.append(batch["id"])
+    return closed
+
+
+def fail_batch_of_run(
+    store: StateStore, run_id: str, error: str, error_class: str | None = None
+) -> list[int]:
+    """Close the running batches of a run the orchestrator saw fail; their ids.
+
+    The kind comes from the error's class when it is one of SyncFlow's, else
+    the run is taken to have died (transient: a later run may well succeed).
+    """
+    kind = kind_of_class(error_class) if error_class else "transient"
+    closed = []
+    for batch in store.running_batches():
+        if batch["run_id"] == run_id and abandon_batch(store, batch["id"], error, kind):
             closed.append(batch["id"])
     return closed

@@ -85,9 +85,13 @@ def build_nightly_schedule(
 
 
 def build_cadence_schedule(
-    job: dg.JobDefinition, entity: str, cron: str, timezone: str
+    job: dg.JobDefinition, entity: str, cron: str, timezone: str, enabled: bool
 ) -> dg.ScheduleDefinition:
-    """Runs of ``job`` on a regular cadence, on the partition of the moment."""
+    """Runs of ``job`` on a regular cadence, on the partition of the moment.
+
+    Switched on with the background syncs: the parents of a background entity
+    run on a cadence, and its children cannot arrive without them.
+    """
     partitions = job.partitions_def
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     zone = ZoneInfo(timezone)
@@ -97,6 +101,9 @@ def build_cadence_schedule(
         cron_schedule=cron,
         execution_timezone=timezone,
         job=job,
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
+        ),
         description=f"Sync {entity} on its cadence ({cron}, {timezone}).",
     )
     def cadence(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:

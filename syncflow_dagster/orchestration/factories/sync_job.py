@@ -60,6 +60,31 @@ def build_sync_job(
     )
 
 
+def retry_job_name(entity: str) -> str:
+    """The job that retries one entity's waiting children and refused deletes."""
+    return f"retry_{entity}_job"
+
+
+def build_retry_job(cfg: EntityConfig) -> dg.JobDefinition:
+    """``retry_<entity>_job``: send the entity's waiting children whose parents arrived.
+
+    Launched by the sensors (due backoff, a parent's sync succeeded); children
+    still missing a parent count an attempt and wait again.
+    """
+    description = f"Retry the waiting children and refused deletes of {cfg.name}."
+
+    @dg.graph(name=retry_job_name(cfg.name), description=description)
+    def retry_graph() -> None:
+        ops.retry_pending()
+
+    return retry_graph.to_job(
+        name=retry_job_name(cfg.name),
+        description=description,
+        tags={**RUN_TAGS, ENTITY_TAG: cfg.name},
+        **_job_settings(),
+    )
+
+
 def sync_all_run_config(catalog: EntityCatalog, mode: str | None = None) -> dict[str, Any]:
     """Optional run config of ``sync_all_job`` that runs every chain in one ``mode``."""
     if not mode:
