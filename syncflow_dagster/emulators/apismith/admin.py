@@ -8,11 +8,17 @@ All routes are ``POST /admin/entities/{entity}/{action}`` with a JSON body, answ
   rows (true values; columns left out are generated);
 * ``update-keys`` — ``{"keys": [["WO-00000001"]], "changes": {"PRIORITY": 1}}``
   (``changes`` left out: new random values);
-* ``delete-keys`` — ``{"keys": [["WO-00000001"]]}``.
+* ``delete-keys`` — ``{"keys": [["WO-00000001"]]}``;
+* ``raw-lines`` (sandbox) — ``{"lines": [{"key": ["WO-00000001"], "line": "[1, 2]"}]}``:
+  serve these exact NDJSON lines for those rows instead of their rendering
+  (``"line_base64"`` instead of ``"line"`` for bytes that are not UTF-8); ``{"clear": true}``
+  renders every row normally again.
 
 Auth is required as for the API; faults are never injected here.
 """
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +59,26 @@ def _changes(body: dict[str, Any]) -> dict[str, Any] | None:
     return changes
 
 
+def _raw_lines(ds: ErpDataset, name: str, body: dict[str, Any]) -> list[KeyTuple]:
+    if body.get("clear") is True:
+        ds.clear_raw_lines(name)
+        return []
+    lines: dict[tuple[object, ...], bytes | str] = {}
+    for entry in _list(body, "lines"):
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), list):
+            raise MutationError('each of "lines" must be {"key": [...], "line": "..."}')
+        if isinstance(entry.get("line"), str):
+            lines[tuple(entry["key"])] = entry["line"]
+        elif isinstance(entry.get("line_base64"), str):
+            try:
+                lines[tuple(entry["key"])] = base64.b64decode(entry["line_base64"], validate=True)
+            except binascii.Error:
+                raise MutationError('"line_base64" is not base64') from None
+        else:
+            raise MutationError('each of "lines" needs "line" (text) or "line_base64"')
+    return ds.serve_raw_lines(name, lines)
+
+
 ACTIONS: dict[str, Action] = {
     "update": lambda ds, name, body: ds.update(name, *_count(body)),
     "insert": lambda ds, name, body: ds.insert(name, *_count(body)),
@@ -60,6 +86,7 @@ ACTIONS: dict[str, Action] = {
     "rows": lambda ds, name, body: ds.insert_rows(name, _list(body, "rows")),
     "update-keys": lambda ds, name, body: ds.update_keys(name, _list(body, "keys"), _changes(body)),
     "delete-keys": lambda ds, name, body: ds.delete_keys(name, _list(body, "keys")),
+    "raw-lines": _raw_lines,
 }
 
 

@@ -11,6 +11,9 @@ and pre-renders every row as the ERP would send it.
   ``insert_rows`` / ``update_keys`` / ``delete_keys`` (explicit) — each returns the
   affected keys and keeps the ground truth and the served data in step.
 * ``views(entity)`` — the sorted serving views the HTTP app pages through.
+* ``serve_raw_lines`` / ``clear_raw_lines`` — sandbox only: serve exact NDJSON text
+  (even bytes that are not UTF-8) for chosen rows instead of their rendering, to test
+  how a client copes with lines no correct ERP would send.
 """
 
 import threading
@@ -87,6 +90,8 @@ class _State:
     next_ord: int
     rendered: pl.DataFrame = field(default_factory=pl.DataFrame)
     views: tuple[RecordView, KeyView] | None = None
+    raw_lines: dict[int, bytes] = field(default_factory=dict)
+    """Sandbox: row id -> the exact NDJSON line served for it instead of its rendering."""
 
 
 def raw_key_exprs(entity: Entity) -> list[pl.Expr]:
@@ -176,8 +181,47 @@ class ErpDataset:
         with self._lock:
             state = self._states[name]
             if state.views is None:
-                state.views = build_views(state.rendered, len(state.entity.key))
+                state.views = build_views(
+                    state.rendered, len(state.entity.key), raw_lines=state.raw_lines
+                )
             return state.views
+
+    def serve_raw_lines(
+        self, name: str, lines: Mapping[tuple[object, ...], bytes | str]
+    ) -> list[KeyTuple]:
+        """Sandbox: serve these exact lines for the rows with these raw keys.
+
+        Each line (text, or bytes that need not be UTF-8; no newline) replaces the
+        NDJSON rendering of every row with that key, in the same place of the
+        (rowversion, key) order; the key listing and the ground truth stay as they
+        are. A later mutation of the row renders it normally again.
+
+        Raises:
+            MutationError: a line holds a newline, or a key matches no row.
+        """
+        with self._lock:
+            state = self._states[name]
+            touched: list[KeyTuple] = []
+            served: dict[int, bytes] = {}
+            for key, line in lines.items():
+                data = line.encode() if isinstance(line, str) else bytes(line)
+                if b"\n" in data:
+                    raise MutationError(f"{name}: a raw line must not hold a newline")
+                hit = self._matching(state, [list(key)])
+                if hit.height == 0:
+                    raise MutationError(f"{name}: no row has the key {list(key)}")
+                served.update(dict.fromkeys(hit["_rid"].to_list(), data))
+                touched += _keys_of(state.entity, hit)
+            state.raw_lines.update(served)  # all or nothing
+            state.views = None
+            return touched
+
+    def clear_raw_lines(self, name: str) -> None:
+        """Sandbox: render every row of ``name`` normally again."""
+        with self._lock:
+            state = self._states[name]
+            state.raw_lines.clear()
+            state.views = None
 
     def ground_truth(self, name: str) -> pl.DataFrame:
         """Typed true values of every row present now, by ``_rid``.
@@ -300,6 +344,8 @@ class ErpDataset:
         """Drop rows ``removed`` (row ids), add/replace ``changed``, re-render, mark stale."""
         entity = state.entity
         gone = pl.concat([removed, changed["_rid"]]) if changed.height else removed
+        for rid in gone.to_list() if state.raw_lines else ():
+            state.raw_lines.pop(rid, None)
         changed = changed.select(state.rows.columns)
         state.rows = pl.concat([state.rows.filter(~pl.col("_rid").is_in(gone.implode())), changed])
         kept = state.rendered.filter(~pl.col("_rid").is_in(gone.implode()))

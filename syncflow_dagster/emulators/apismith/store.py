@@ -6,6 +6,7 @@ one byte string; finding where a page starts is a binary search.
 """
 
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -19,7 +20,9 @@ class RecordView:
     """Rows in (rowversion, key) order: rowversions, raw key columns, NDJSON lines.
 
     ``buffer`` holds all lines joined by newlines, ``offsets[i]`` is where line ``i``
-    starts in it: a page of NDJSON is one zero-copy slice.
+    starts in it: a page of NDJSON is one zero-copy slice. ``lines`` is the text of
+    each (a sandboxed raw line that is not UTF-8 shows U+FFFD there; ``buffer`` has
+    its exact bytes).
     """
 
     rv: pl.Series
@@ -47,16 +50,39 @@ class KeyView:
         return self.json.len()
 
 
-def build_views(rendered: pl.DataFrame, key_count: int) -> tuple[RecordView, KeyView]:
-    """Sort pre-rendered rows into the two serving orders."""
+def _with_raw_lines(
+    lines: pl.Series, rids: pl.Series, raw_lines: Mapping[int, bytes]
+) -> tuple[pl.Series, bytes, pl.Series]:
+    """Lines, buffer and offsets when some rows serve raw lines (sandbox; not the hot path)."""
+    served = [
+        raw_lines.get(rid, text.encode())
+        for rid, text in zip(rids.to_list(), lines.to_list(), strict=True)
+    ]
+    sizes = pl.Series([len(line) + 1 for line in served], dtype=pl.Int64)
+    offsets = pl.concat([pl.Series([0], dtype=pl.Int64), sizes.cum_sum()])
+    shown = pl.Series(lines.name, [line.decode("utf-8", "replace") for line in served])
+    return shown, b"\n".join(served), offsets
+
+
+def build_views(
+    rendered: pl.DataFrame, key_count: int, raw_lines: Mapping[int, bytes] | None = None
+) -> tuple[RecordView, KeyView]:
+    """Sort pre-rendered rows into the two serving orders.
+
+    ``raw_lines`` (sandbox): row id -> the exact line to serve instead of the rendering.
+    """
     key_cols = [f"_k{i}" for i in range(key_count)]
-    by_rv = rendered.select("_rv", *key_cols, "_line").sort(["_rv", *key_cols])
+    extra = ["_rid"] if raw_lines else []
+    by_rv = rendered.select("_rv", *key_cols, "_line", *extra).sort(["_rv", *key_cols])
     by_key = rendered.select(*key_cols, "_keyjson").unique(key_cols, keep="first").sort(key_cols)
     lines = by_rv["_line"]
-    buffer = lines.str.join("\n").cast(pl.Binary).item() if lines.len() else b""
-    offsets = pl.concat(
-        [pl.Series([0], dtype=pl.Int64), (lines.str.len_bytes().cast(pl.Int64) + 1).cum_sum()]
-    )
+    if raw_lines:
+        lines, buffer, offsets = _with_raw_lines(lines, by_rv["_rid"], raw_lines)
+    else:
+        buffer = lines.str.join("\n").cast(pl.Binary).item() if lines.len() else b""
+        offsets = pl.concat(
+            [pl.Series([0], dtype=pl.Int64), (lines.str.len_bytes().cast(pl.Int64) + 1).cum_sum()]
+        )
     records = RecordView(
         rv=by_rv["_rv"],
         keys=tuple(by_rv[c] for c in key_cols),
