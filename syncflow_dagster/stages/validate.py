@@ -1,8 +1,11 @@
 """Validate stage: the entity's rules over normalized records.
 
-Besides the configured rules, two checks always apply: every business-key column
-has a value (``key_missing``), and a business key occurs once per run
-(``duplicate_key``: the row with the highest rowversion wins, the others fail).
+Besides the configured rules, these checks always apply: every business-key column
+has a value (``key_missing``); when the entity has a rowversion column, every
+record has a rowversion (``rowversion_missing``: a record without one can never
+be settled, since the watermark and the state compare rowversions); and a
+business key occurs once per run (``duplicate_key``: the row with the highest
+rowversion wins, the others fail).
 """
 
 from collections.abc import Sequence
@@ -124,6 +127,18 @@ def _duplicate_check(key: Sequence[str]) -> Check:
     )
 
 
+def _rowversion_check(rowversion: str) -> Check:
+    return Check(
+        "rowversion_missing",
+        rowversion,
+        pl.col(rowversion).is_null(),
+        pl.lit(
+            f"rowversion column {rowversion} is empty: a record without a rowversion can "
+            "never be settled"
+        ),
+    )
+
+
 def validate(frame: pl.DataFrame, entity: EntityConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split normalized records into valid ones and one failure per invalid record."""
     key = entity.source.key
@@ -131,9 +146,12 @@ def validate(frame: pl.DataFrame, entity: EntityConfig) -> tuple[pl.DataFrame, p
         Check("key_missing", k, pl.col(k).is_null(), pl.lit(f"business-key column {k} is empty"))
         for k in key
     ]
+    rowversion = entity.source.rowversion
+    if rowversion is not None:
+        checks.append(_rowversion_check(rowversion))
     checks.append(_duplicate_check(key))
     for rule in entity.rules:
         checks.extend(_rule_checks(rule, frame.schema))
-    marked = _mark_duplicate_losers(frame, key, entity.source.rowversion)
+    marked = _mark_duplicate_losers(frame, key, rowversion)
     good, failures = split_by_checks(marked, checks)
     return good.drop(_LOSER), failures

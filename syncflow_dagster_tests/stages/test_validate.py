@@ -103,3 +103,28 @@ def test_no_rules_no_failures() -> None:
     good, failures = validate(frame, _entity())
     assert good.height == 2 and failures.height == 0
     assert good.columns == frame.columns
+
+
+def test_a_record_without_a_rowversion_can_never_be_settled() -> None:
+    frame = _frame(NO=["A", "B", "C"]).with_columns(pl.Series("RV", [5, None, 7], dtype=pl.Int64))
+    good, failures = validate(frame, _entity())
+    assert good.get_column("_row").to_list() == [0, 2]
+    [failure] = failures.to_dicts()
+    assert failure["_row"] == 1 and failure["code"] == "rowversion_missing"
+    assert failure["column"] == "RV" and "RV is empty" in failure["detail"]
+
+
+def test_an_entity_without_a_rowversion_needs_none() -> None:
+    entity = EntityConfig.model_validate(
+        {
+            "name": "orders",
+            "source": {"entity": "orders", "key": ["NO"]},
+            "target": {
+                "entity": "orders",
+                "fields": [{"name": "no", "from": "NO", "type": "string"}],
+            },
+        }
+    )
+    frame = _frame(NO=["A", "B"]).with_columns(pl.lit(None, dtype=pl.Int64).alias("RV"))
+    good, failures = validate(frame, entity)
+    assert good.height == 2 and failures.height == 0

@@ -27,7 +27,9 @@ class FailureCode(StrEnum):
     TIMESTAMP_INVALID = "timestamp_invalid"
     TIMESTAMP_NONEXISTENT_LOCAL_TIME = "timestamp_nonexistent_local_time"
     STRING_TOO_LONG = "string_too_long"
+    STRING_NUL = "string_nul"
     FLAG_UNREADABLE = "flag_unreadable"
+    VALUE_NOT_SCALAR = "value_not_scalar"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@
   paths run on a few threads (Polars releases the GIL while it computes).
 * A column with few distinct values (status codes, planner codes, dates) is
   read once per distinct value, and the results are mapped back to the rows.
+* Whatever the type, a value that is a whole JSON array or object fails with
+  ``value_not_scalar``: the fetch reads an ERP array or object value as its
+  JSON text (``["a", "b"]``), and a column holds one scalar. No fast path
+  settles such text, so this is looked for among the unsettled rows only.
 """
 
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
-from syncflow_dagster.stages.normalize.base import ColumnNormalizer, FailureCode
+from syncflow_dagster.stages.normalize.base import ColumnNormalizer, FailureCode, Parsed
 from syncflow_dagster.stages.normalize.details import ColumnFailures
 
 #: Threads that run the columns' slow paths side by side.
@@ -89,6 +93,61 @@ def _fast_paths(columns: list[Column]) -> pl.DataFrame:
     return raws.lazy().select(computed).select(unsettled).collect()
 
 
+#: What a value that is not a scalar is, in words.
+NOT_SCALAR_PROBLEM = (
+    "a JSON array or object, not a single value (the ERP sent a nested value, "
+    "or text that reads exactly like one)"
+)
+
+
+def json_containers(raw: pl.Series) -> pl.Series:
+    """True where the text is a whole JSON array or object (``[...]`` / ``{...}``).
+
+    Only text that starts like one is looked at further, and only text shaped
+    like one (``[`` ... ``]``, ``{`` ... ``}``) is parsed.
+    """
+    text = pl.col("raw")
+    opening = raw.to_frame("raw").select(text.str.starts_with("[") | text.str.starts_with("{"))
+    found = opening.to_series().fill_null(False)
+    candidates = found.arg_true()
+    if candidates.len() == 0:
+        return found
+    container = (
+        raw.gather(candidates)
+        .to_frame("raw")
+        .select(
+            (
+                (text.str.starts_with("[") & text.str.ends_with("]"))
+                | (text.str.starts_with("{") & text.str.ends_with("}"))
+            )
+            & text.str.json_path_match("$").is_not_null()
+        )
+        .to_series()
+    )
+    return found.scatter(candidates, container)
+
+
+def _slow(normalizer: ColumnNormalizer, raw: pl.Series) -> Parsed:
+    """The normalizer's slow path, with JSON arrays and objects failed as not scalar."""
+    parsed = normalizer.slow(raw)
+    nested = json_containers(raw)
+    if not nested.any():
+        return parsed
+    code = pl.lit(FailureCode.VALUE_NOT_SCALAR.value, dtype=pl.String)
+    out = pl.DataFrame({"n": nested, "v": parsed.values, "c": parsed.codes}).select(
+        v=pl.when(~pl.col("n")).then(pl.col("v")),
+        c=pl.when(pl.col("n")).then(code).otherwise(pl.col("c")),
+    )
+    return Parsed(out["v"], out["c"])
+
+
+def _problem(normalizer: ColumnNormalizer, code: str) -> str:
+    failure = FailureCode(code)
+    if failure is FailureCode.VALUE_NOT_SCALAR:
+        return NOT_SCALAR_PROBLEM
+    return normalizer.problem(failure)
+
+
 def _patch(column: Column, values: pl.Series, unsettled: pl.Series) -> ColumnRead:
     """Run the slow path on the unsettled rows of one column and patch them in."""
     todo = unsettled.arg_true()
@@ -96,13 +155,13 @@ def _patch(column: Column, values: pl.Series, unsettled: pl.Series) -> ColumnRea
         return values.rename(column.name), None
     normalizer = column.normalizer
     raw = column.raw.gather(todo)
-    parsed = normalizer.slow(raw)
+    parsed = _slow(normalizer, raw)
     values = values.scatter(todo, parsed.values.cast(normalizer.dtype)).rename(column.name)
     bad = parsed.codes.is_not_null()
     if not bad.any():
         return values, None
     codes = parsed.codes.filter(bad)
-    problems = {code: normalizer.problem(FailureCode(code)) for code in codes.unique().to_list()}
+    problems = {code: _problem(normalizer, code) for code in codes.unique().to_list()}
     failed = ColumnFailures(
         column.order, column.name, todo.filter(bad), codes, raw.filter(bad), problems
     )
