@@ -5,17 +5,28 @@ their text), so the normalizer sees each value as the ERP rendered it. The next
 page is requested as soon as a page's headers name its cursor, while the page
 before is still being parsed: paging is sequential on the wire but overlaps
 with the parsing.
+
+A page is read in one go (``pl.read_ndjson``). Only a page that this refuses is
+read line by line: its readable lines become records as the one-go read would
+have made them, and every other line becomes a row of ``FetchResult.bad_lines``
+with a code, a detail and, as far as it can be read, its key and rowversion —
+so one malformed ERP record no longer blocks the whole entity. The codes are
+documented in docs/NORMALIZATION.md ("Lines the fetch cannot read").
 """
 
 import contextlib
 import io
+import json
 import queue
+import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import httpx
+import orjson
 import polars as pl
 
 from syncflow_dagster.edges.http import ApiError, check_response, json_body
@@ -37,13 +48,282 @@ class SourceEntity:
     columns: dict[str, str]
 
 
+class BadLineCode(StrEnum):
+    """Why a line of a records page is not a readable record."""
+
+    INVALID_UTF8 = "invalid_utf8"
+    LONE_SURROGATE = "lone_surrogate"
+    NON_FINITE_NUMBER = "non_finite_number"
+    NOT_AN_OBJECT = "not_an_object"
+    TRUNCATED = "truncated"
+    UNREADABLE_JSON = "unreadable_json"
+
+
+#: The columns of :attr:`FetchResult.bad_lines`.
+BAD_LINE_SCHEMA: dict[str, pl.DataType] = {
+    "line": pl.String(),
+    "position": pl.Int64(),
+    "code": pl.String(),
+    "detail": pl.String(),
+    "source_key": pl.String(),
+    "rowversion": pl.Int64(),
+}
+#: At most this many characters of a bad line are kept.
+BAD_LINE_CHARS = 10_000
+
+
+def empty_bad_lines() -> pl.DataFrame:
+    """A bad-lines frame with no rows."""
+    return pl.DataFrame(schema=BAD_LINE_SCHEMA)
+
+
 @dataclass(frozen=True)
 class FetchResult:
-    """The records of one fetch, as text columns, and whether a row limit cut it short."""
+    """The records of one fetch, as text columns, and whether a row limit cut it short.
+
+    Attributes:
+        frame: the readable records, in the order they were sent, every column text.
+        pages: how many pages were read.
+        truncated: whether ``max_rows`` cut the fetch short (bad lines count as rows).
+        bad_lines: one row per line that is not a readable record (see
+            :data:`BAD_LINE_SCHEMA`): ``line`` (its text, invalid UTF-8 replaced
+            by U+FFFD, cut to :data:`BAD_LINE_CHARS` characters), ``position``
+            (0-based, among all records of the fetch, bad lines included, across
+            pages; blank lines are not records), ``code`` (a
+            :class:`BadLineCode`), ``detail`` (the problem and where it is),
+            ``source_key`` (the key columns' raw values as a JSON object, as
+            dead letters carry them; a value that cannot be found is null) and
+            ``rowversion`` (null unless it can be read).
+    """
 
     frame: pl.DataFrame
     pages: int
     truncated: bool
+    bad_lines: pl.DataFrame = field(default_factory=empty_bad_lines)
+
+
+_BOM = b"\xef\xbb\xbf"
+# What read_ndjson may raise over a bad page (a panic is not an Exception).
+_READ_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+# A JSON scalar as a best-effort parse finds it: a string, or a bare token.
+_SCALAR = r'"(?:[^"\\]|\\.)*"|[^\s,}\]"][^\s,}\]]*'
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_INT64_MAX = 2**63 - 1
+_SHOWN = 40
+
+
+class _UnevenReadError(Exception):
+    """read_ndjson made a different number of rows than it was given lines."""
+
+
+def _read_lines(lines: Sequence[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
+    if frame.height != len(lines):
+        raise _UnevenReadError(f"{len(lines)} line(s) read as {frame.height} row(s)")
+    return frame
+
+
+def _bisect(
+    lines: Sequence[bytes], schema: dict[str, pl.DataType]
+) -> tuple[list[pl.DataFrame], dict[int, str]]:
+    """The lines read_ndjson reads, in order, and the error of each line it refuses."""
+    frames: list[pl.DataFrame] = []
+    refused: dict[int, str] = {}
+    todo = [(0, len(lines))] if lines else []
+    while todo:
+        lo, hi = todo.pop()
+        try:
+            frames.append(_read_lines(lines[lo:hi], schema))
+        except (*_READ_ERRORS, _UnevenReadError) as exc:
+            if hi - lo == 1:
+                refused[lo] = str(exc)
+            else:
+                mid = (lo + hi) // 2
+                todo += [(mid, hi), (lo, mid)]  # the left half first: frames stay in order
+    return frames, refused
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown as U+FFFD."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+def _near(text: str, at: int) -> str:
+    """A quoted stretch of ``text`` around character ``at``, for a detail."""
+    start = max(0, at - _SHOWN // 2)
+    piece = text[start : start + _SHOWN]
+    before = "…" if start > 0 else ""
+    after = "…" if start + _SHOWN < len(text) else ""
+    return f"'{before}{_printable(piece)}{after}'"
+
+
+def _json_problem(text: str, message: str, at: int) -> tuple[BadLineCode, str]:
+    """Code and problem in words of a line orjson refused with ``message`` at ``at``."""
+    lowered = message.lower()
+    if "surrogate" in lowered:
+        return BadLineCode.LONE_SURROGATE, (
+            "a lone surrogate escape (\\ud800-\\udfff without its pair) is not a character"
+        )
+    signed = at > 0 and text[at - 1] == "-"
+    if (
+        "infinity" in lowered
+        or text.startswith(("NaN", "Infinity"), at)
+        or (signed and text.startswith("Infinity", at))
+    ):
+        return BadLineCode.NON_FINITE_NUMBER, (
+            "NaN, Infinity or a number beyond the 64-bit float range is not a JSON number"
+        )
+    if "end of data" in lowered or at >= len(text.rstrip(" \t\r")):
+        return BadLineCode.TRUNCATED, "the line ends inside the record (cut short)"
+    return BadLineCode.UNREADABLE_JSON, f"not valid JSON: {message}"
+
+
+def _classify(line: bytes, refusal: str | None) -> tuple[BadLineCode, str, str]:
+    """Code, problem and where of a line that is not a readable record."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        shown = line[exc.start : exc.start + 4].hex(" ")
+        return BadLineCode.INVALID_UTF8, f"bytes that are not UTF-8 ({shown})", f"byte {exc.start}"
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        code, problem = _json_problem(text, exc.msg, exc.pos)
+        return code, problem, f"character {exc.pos} ({_near(text, exc.pos)})"
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(value), "a number"
+        )
+        return BadLineCode.NOT_AN_OBJECT, f"{kind}, not a record (a JSON object)", "character 0"
+    return BadLineCode.UNREADABLE_JSON, f"not readable as a record ({refusal})", "character 0"
+
+
+def _json_text(token: str) -> str | None:
+    """The value of a JSON scalar token as text (a best effort: never raises)."""
+    if token == "null":
+        return None
+    if not token.startswith('"'):
+        return token
+    try:
+        decoded = json.loads(token)  # accepts lone surrogates, which orjson refuses
+    except ValueError:
+        return token[1:-1]
+    return str(decoded).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+class _KeyFinder:
+    """Finds the key columns' and the rowversion's values in a line that does not parse."""
+
+    def __init__(self, key_columns: Sequence[str], rowversion: str | None) -> None:
+        self.key_columns = tuple(key_columns)
+        self.rowversion = rowversion
+        names = [*self.key_columns, *([rowversion] if rowversion else [])]
+        self._patterns = {
+            name: re.compile(r'(?:^|[{,])\s*"' + re.escape(name) + r'"\s*:\s*(' + _SCALAR + ")")
+            for name in names
+        }
+
+    def find(self, text: str, name: str) -> str | None:
+        """The first value of ``name`` in ``text`` (the one read_ndjson would take)."""
+        match = self._patterns[name].search(text)
+        return _json_text(match.group(1)) if match else None
+
+    def rowversion_of(self, text: str) -> int | None:
+        """The rowversion, when the line has a whole number for it."""
+        if self.rowversion is None:
+            return None
+        value = self.find(text, self.rowversion)
+        value = value.strip() if value is not None else None
+        if value is None or not _INTEGER.fullmatch(value) or abs(int(value)) > _INT64_MAX:
+            return None
+        return int(value)
+
+
+@dataclass
+class _BadLine:
+    line: bytes
+    position: int
+    page: int
+    line_number: int
+    refusal: str | None
+
+
+def _bad_lines_frame(bad: Sequence[_BadLine], finder: _KeyFinder) -> pl.DataFrame:
+    """The bad lines as :data:`BAD_LINE_SCHEMA` rows: classified, key recovered."""
+    if not bad:
+        return empty_bad_lines()
+    rows: dict[str, list[Any]] = {name: [] for name in BAD_LINE_SCHEMA}
+    keys: dict[str, list[str | None]] = {name: [] for name in finder.key_columns}
+    for item in bad:
+        code, problem, where = _classify(item.line, item.refusal)
+        text = item.line.rstrip(b"\r").decode("utf-8", "replace")
+        cut = (
+            f" (the line has {len(text)} characters; {BAD_LINE_CHARS} are kept)"
+            if len(text) > BAD_LINE_CHARS
+            else ""
+        )
+        rows["line"].append(text[:BAD_LINE_CHARS])
+        rows["position"].append(item.position)
+        rows["code"].append(code.value)
+        rows["detail"].append(
+            f"{problem}, at {where} of line {item.line_number} of page {item.page} "
+            f"(record {item.position} of the fetch){cut}"
+        )
+        rows["rowversion"].append(finder.rowversion_of(text))
+        for name in finder.key_columns:
+            keys[name].append(finder.find(text, name))
+    rows["source_key"] = [None] * len(bad)
+    frame = pl.DataFrame(rows, schema=BAD_LINE_SCHEMA)
+    if finder.key_columns:
+        key_frame = pl.DataFrame(keys, schema=dict.fromkeys(finder.key_columns, pl.String()))
+        source_key = key_frame.select(pl.struct(list(finder.key_columns)).struct.json_encode())
+        frame = frame.with_columns(source_key.to_series().alias("source_key"))
+    return frame
+
+
+def _read_line_by_line(
+    body: bytes, schema: dict[str, pl.DataType], page: int, first_position: int
+) -> tuple[pl.DataFrame, list[_BadLine]]:
+    """A page read_ndjson refused: its readable records, and its other lines.
+
+    Each non-blank line is screened with orjson (a line it reads as an object
+    is very likely readable); the likely ones — and the ones with a lone
+    surrogate escape, which read_ndjson may read — then go through read_ndjson
+    together, split in halves around any line it still refuses. So the records
+    are exactly what read_ndjson makes of their lines.
+    """
+    records: list[tuple[int, bytes]] = []
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        line = raw[len(_BOM) :] if raw.startswith(_BOM) else raw
+        if line.strip(b" \t\r"):
+            records.append((number, line))
+    likely: list[int] = []
+    refused: dict[int, str | None] = {}
+    for index, (_, line) in enumerate(records):
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            if "surrogate in string" in exc.msg:  # not "not valid UTF-8: surrogates ..."
+                likely.append(index)
+            else:
+                refused[index] = None
+            continue
+        if isinstance(value, dict):
+            likely.append(index)
+        else:
+            refused[index] = None
+    frames, polars_refused = _bisect([records[i][1] for i in likely], schema)
+    for at, error in polars_refused.items():
+        refused[likely[at]] = error
+    frame = pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema=schema)
+    bad = [
+        _BadLine(records[i][1], first_position + i, page, records[i][0], refused[i])
+        for i in sorted(refused)
+    ]
+    return frame, bad
 
 
 class ApiSmithClient:
@@ -173,23 +453,41 @@ class ApiSmithClient:
         columns: Sequence[str],
         since_rowversion: int | None = None,
         max_rows: int | None = None,
+        *,
+        key_columns: Sequence[str] = (),
+        rowversion: str | None = None,
     ) -> FetchResult:
         """All records above ``since_rowversion`` (at most ``max_rows``), every column as text.
 
-        Columns the ERP sends but ``columns`` does not name are not read.
+        Columns the ERP sends but ``columns`` does not name are not read. A line
+        that is not a readable record goes to ``bad_lines`` instead, with the
+        values of ``key_columns`` and ``rowversion`` as far as they can be found
+        in it; it counts as a record for ``max_rows``.
         """
-        schema = dict.fromkeys(columns, pl.String())
+        schema: dict[str, pl.DataType] = dict.fromkeys(columns, pl.String())
         frames = []
+        bad: list[_BadLine] = []
         pages = 0
+        records = 0
         for body in self._pages(entity, since_rowversion, max_rows):
             pages += 1
             if body and not body.isspace():  # isspace stops at the first non-space byte
-                frames.append(pl.read_ndjson(io.BytesIO(body), schema=schema))
+                page = body[len(_BOM) :] if body.startswith(_BOM) else body
+                try:
+                    frame = pl.read_ndjson(io.BytesIO(page), schema=schema)
+                except _READ_ERRORS:
+                    frame, page_bad = _read_line_by_line(page, schema, pages, records)
+                    bad += page_bad
+                    records += len(page_bad)
+                frames.append(frame)
+                records += frame.height
         frame = pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema=schema)
-        if max_rows is not None and frame.height > max_rows:
-            frame = frame.head(max_rows)
-        truncated = max_rows is not None and frame.height >= max_rows
-        return FetchResult(frame=frame, pages=pages, truncated=truncated)
+        if max_rows is not None and records > max_rows:
+            bad = [b for b in bad if b.position < max_rows]
+            frame = frame.head(max_rows - len(bad))
+        truncated = max_rows is not None and frame.height + len(bad) >= max_rows
+        bad_lines = _bad_lines_frame(bad, _KeyFinder(key_columns, rowversion))
+        return FetchResult(frame=frame, pages=pages, truncated=truncated, bad_lines=bad_lines)
 
     def keys(self, entity: str, key_columns: Sequence[str]) -> pl.DataFrame:
         """The business keys of every row present now, one text column per key column."""

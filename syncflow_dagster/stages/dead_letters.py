@@ -100,6 +100,36 @@ def dead_letters(
     )
 
 
+def unreadable_letters(bad_lines: pl.DataFrame) -> pl.DataFrame:
+    """Dead letters (stage ``fetch``) for lines of a page that were not a readable record.
+
+    Args:
+        bad_lines: ``FetchResult.bad_lines`` of the APISmith client: ``line``,
+            ``code``, ``detail``, ``source_key`` and ``rowversion`` (as far as
+            they could be read from the line) and ``position``.
+
+    Returns:
+        One letter per line: the line's text is the raw form; no normalized or
+        mapped form, no BK_HASH and no ``_row`` (the line never became a record).
+    """
+    if bad_lines.height == 0:
+        return empty_dead_letters()
+    given = {
+        "stage": pl.lit("fetch"),
+        "code": pl.col("code"),
+        "detail": pl.col("detail"),
+        "raw": pl.col("line"),
+        "source_key": pl.col("source_key"),
+        "rowversion": pl.col("rowversion"),
+    }
+    return bad_lines.select(
+        [
+            given.get(name, pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in DEAD_LETTER_SCHEMA.items()
+        ]
+    )
+
+
 def letters_to_close(
     open_letters: pl.DataFrame, new_letters: pl.DataFrame, fine_keys: pl.Series | None
 ) -> tuple[pl.Series, pl.Series]:

@@ -1,6 +1,12 @@
 import polars as pl
 
-from syncflow_dagster.stages.dead_letters import dead_letters, letters_to_close
+from syncflow_dagster.stages.dead_letters import (
+    DEAD_LETTER_SCHEMA,
+    dead_letters,
+    empty_dead_letters,
+    letters_to_close,
+    unreadable_letters,
+)
 
 
 def test_dead_letters_carry_every_form_and_the_row() -> None:
@@ -42,3 +48,34 @@ def test_letters_to_close_supersedes_the_same_version_and_recovers_fine_keys() -
     assert sorted(superseded.to_list()) == [1, 3]
     assert recovered.to_list() == [4]
     assert letters_to_close(open_letters, new.clear(), None)[1].len() == 0
+
+
+def test_unreadable_lines_become_fetch_letters_with_the_line_as_raw_form() -> None:
+    bad_lines = pl.DataFrame(
+        {
+            "line": ['{"NO":"A","QTY":NaN,"RV":7}', "[1, 2]"],
+            "position": [3, 9],
+            "code": ["non_finite_number", "not_an_object"],
+            "detail": ["NaN ... at character 15", "an array, not a record"],
+            "source_key": ['{"NO":"A"}', '{"NO":null}'],
+            "rowversion": [7, None],
+        },
+        schema_overrides={"rowversion": pl.Int64},
+    )
+    letters = unreadable_letters(bad_lines)
+    assert letters.schema == pl.Schema(DEAD_LETTER_SCHEMA)
+    first, second = letters.to_dicts()
+    assert first == {
+        "_row": None,
+        "bk_hash": None,
+        "source_key": '{"NO":"A"}',
+        "rowversion": 7,
+        "stage": "fetch",
+        "code": "non_finite_number",
+        "detail": "NaN ... at character 15",
+        "raw": '{"NO":"A","QTY":NaN,"RV":7}',
+        "normalized": None,
+        "mapped": None,
+    }
+    assert second["raw"] == "[1, 2]" and second["rowversion"] is None
+    assert unreadable_letters(bad_lines.clear()).equals(empty_dead_letters())
