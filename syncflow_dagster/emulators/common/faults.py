@@ -12,7 +12,9 @@ A plan is written as a comma-separated spec, for example::
 * ``latency=RATE:MS`` — add MS milliseconds before handling;
 * ``at=N:KIND;M:KIND`` — the N-th eligible request (1-based) gets KIND,
   whatever the rates say: the deterministic schedule tests rely on;
-* ``seed`` — seeds the random draws, so a rate-based plan is reproducible.
+* ``seed`` — seeds the random draws, so a rate-based plan is reproducible;
+* ``only=PREFIX`` — only requests whose path starts with PREFIX get faults
+  (e.g. ``only=/api/v1/ingest``: every answer to an ingest lost, reads fine).
 
 Only API requests are eligible (paths under ``/api/v1/`` other than health).
 """
@@ -47,6 +49,7 @@ class FaultPlan:
     retry_after: int = 1
     seed: int = 0
     schedule: dict[int, str] = field(default_factory=dict)
+    only: str = ""
 
     @property
     def active(self) -> bool:
@@ -63,6 +66,7 @@ class FaultPlan:
         retry_after = 1
         seed = 0
         schedule: dict[int, str] = {}
+        only = ""
         for item in spec.split(","):
             part = item.strip()
             if not part:
@@ -82,6 +86,8 @@ class FaultPlan:
                     retry_after = int(value)
                 elif name == "seed":
                     seed = int(value)
+                elif name == "only":
+                    only = value
                 elif name == "at":
                     for entry in value.split(";"):
                         n_s, _, kind = entry.partition(":")
@@ -97,7 +103,7 @@ class FaultPlan:
         for name, rate in rates.items():
             if not 0 <= rate <= 1:
                 raise FaultSpecError(f"fault rate {name}={rate} is not between 0 and 1")
-        return cls(rates, latency_ms, retry_after, seed, schedule)
+        return cls(rates, latency_ms, retry_after, seed, schedule, only)
 
 
 class FaultInjector:
@@ -111,6 +117,8 @@ class FaultInjector:
 
     def next_fault(self, path: str) -> str | None:
         """The fault for the next eligible request, recorded in ``injected``."""
+        if self.plan.only and not path.startswith(self.plan.only):
+            return None
         self.count += 1
         kind = self.plan.schedule.get(self.count)
         if kind is None:
