@@ -1,15 +1,21 @@
-"""pending_children: records waiting for a parent that has not reached the hub yet."""
+"""pending_children: records waiting for a parent that has not reached the hub yet.
 
-from collections.abc import Iterable
+What people do with a waiting child (retry it now, drop it) is recorded in its
+``actions`` (a JSON list of ``{at, action, reason}``), as for dead letters.
+"""
+
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import polars as pl
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import ColumnElement, Select, func, select, text, update
 
 from syncflow_dagster.edges.state import pgcopy
-from syncflow_dagster.edges.state.base import StoreBase, as_keys, chunks, rows_frame, utcnow
+from syncflow_dagster.edges.state.base import as_keys, chunks, rows_frame, utcnow
+from syncflow_dagster.edges.state.failed import ActionOps
 from syncflow_dagster.edges.state.records import UTC_TIME, record_frame
-from syncflow_dagster.edges.state.tables import pending_children
+from syncflow_dagster.edges.state.tables import PENDING_STATUSES, pending_children
 
 _INPUT: dict[str, pl.DataType] = {
     "bk_hash": pl.String(),
@@ -32,7 +38,9 @@ PENDING_SCHEMA: dict[str, pl.DataType] = {
     "created_at": UTC_TIME,
     "updated_at": UTC_TIME,
     "released_at": UTC_TIME,
+    "actions": pl.String(),
 }
+"""Every column of ``pending_children``, in table order."""
 
 _PG_UPSERT = """
 INSERT INTO pending_children (entity, bk_hash, batch_id, rowversion, payload, waiting_for,
@@ -49,7 +57,47 @@ ON CONFLICT (entity, bk_hash) WHERE status = 'waiting' DO UPDATE SET
 """
 
 
-class PendingOps(StoreBase):
+def pending_filters(
+    *,
+    ids: Iterable[int] | None = None,
+    entity: str | None = None,
+    status: str | Sequence[str] | None = None,
+    batch_id: int | None = None,
+    since: datetime | None = None,
+    after_id: int = 0,
+) -> list[ColumnElement[bool]]:
+    """WHERE terms selecting waiting children; every argument given narrows the selection.
+
+    Args:
+        ids: these rows only.
+        entity: of this (child) entity.
+        status: one status or several (None: any).
+        batch_id: queued (last) by this batch.
+        since: queued at or after this instant (aware; ``created_at``).
+        after_id: ``id > after_id`` (paging).
+    """
+    c = pending_children.c
+    terms: list[ColumnElement[bool]] = []
+    if ids is not None:
+        terms.append(c.id.in_(sorted({int(i) for i in ids})))
+    if entity is not None:
+        terms.append(c.entity == entity)
+    if status is not None:
+        statuses = (status,) if isinstance(status, str) else tuple(status)
+        bad = [s for s in statuses if s not in PENDING_STATUSES]
+        if bad:
+            raise ValueError(f"status must be one of {PENDING_STATUSES}, got {bad[0]!r}")
+        terms.append(c.status.in_(statuses))
+    if batch_id is not None:
+        terms.append(c.batch_id == batch_id)
+    if since is not None:
+        terms.append(c.created_at >= since)
+    if after_id:
+        terms.append(c.id > after_id)
+    return terms
+
+
+class PendingOps(ActionOps):
     """Queue, list, release and expire pending children."""
 
     def add_pending(self, entity: str, batch_id: int, frame: pl.DataFrame) -> int:
@@ -130,6 +178,69 @@ class PendingOps(StoreBase):
             .order_by(pending_children.c.id)
         )
         return self._pending_frame(stmt)
+
+    def list_pending(
+        self,
+        entity: str | None = None,
+        status: str | Sequence[str] | None = "waiting",
+        limit: int | None = 100,
+        *,
+        ids: Iterable[int] | None = None,
+        batch_id: int | None = None,
+        since: datetime | None = None,
+        after_id: int = 0,
+    ) -> pl.DataFrame:
+        """Children, oldest first, every column (``status=None``: any status).
+
+        Every filter given narrows the list (see :func:`pending_filters`);
+        ``limit=None``: no limit.
+        """
+        terms = pending_filters(
+            ids=ids,
+            entity=entity,
+            status=status,
+            batch_id=batch_id,
+            since=since,
+            after_id=after_id,
+        )
+        stmt = select(pending_children).where(*terms).order_by(pending_children.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return self._pending_frame(stmt)
+
+    def get_pending(self, child_id: int) -> dict[str, Any] | None:
+        """Every column of one child row (None: no such row)."""
+        frame = self._pending_frame(
+            select(pending_children).where(pending_children.c.id == child_id)
+        )
+        return frame.row(0, named=True) if frame.height else None
+
+    def drop_pending(self, ids: Iterable[int], reason: str) -> list[int]:
+        """Stop waiting children from waiting (``dropped``): they are never sent.
+
+        Only rows still ``waiting`` change; ``{at, action: drop, reason}`` is
+        appended to their ``actions``.
+
+        Returns:
+            The ids that changed, ascending.
+        """
+        return self._act(pending_children, ids, "drop", reason, {"status": "dropped"}, ("waiting",))
+
+    def retry_pending_now(
+        self, ids: Iterable[int], reason: str = "", now: datetime | None = None
+    ) -> list[int]:
+        """Make waiting children due at once (``next_retry_at`` = now); action ``retry``.
+
+        The next retry of the entity's waiting children (its retry job, or the
+        sensor that launches it) then takes them up. Only ``waiting`` rows change.
+
+        Returns:
+            The ids that changed, ascending.
+        """
+        now = now or utcnow()
+        return self._act(
+            pending_children, ids, "retry", reason, {"next_retry_at": now}, ("waiting",), now
+        )
 
     def due_pending(self, now: datetime, limit: int = 100, after_id: int = 0) -> pl.DataFrame:
         """Waiting children due for a retry (``next_retry_at <= now``), ``id > after_id``, by id."""

@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.edges.state.failed import FAILED_SCHEMA
 
 from .conftest import state_rows
 
@@ -140,3 +141,121 @@ def test_retry_times_must_be_aware(store: StateStore, batch: int) -> None:
     assert store.list_failed()["next_retry_at"].to_list() == [
         datetime(2024, 1, 1, 13, 0, tzinfo=UTC)
     ]
+
+
+def _history(store: StateStore, letter_id: int) -> list[dict[str, str]]:
+    row = store.get_failed(letter_id)
+    assert row is not None
+    return json.loads(row["actions"] or "[]")
+
+
+def test_list_filters_and_show_every_column(store: StateStore, batch: int) -> None:
+    store.add_failed(batch, "items", _failures(3, due=NOW))
+    other = store.start_batch("work_orders", "run-2", "incremental")
+    transient = _failures(2).with_columns(
+        stage=pl.lit("ingest"), code=pl.lit("hub_unavailable"), error_kind=pl.lit("transient")
+    )
+    store.add_failed(other, "work_orders", transient)
+    every = store.list_failed(status=None, limit=None)
+    ids = every["id"].to_list()
+    assert every.columns == list(FAILED_SCHEMA)
+
+    assert store.list_failed("items")["id"].to_list() == ids[:3]
+    assert store.list_failed(stage="ingest")["id"].to_list() == ids[3:]
+    assert store.list_failed(code="required_missing", entity="work_orders").is_empty()
+    assert store.list_failed(kind="transient")["id"].to_list() == ids[3:]
+    assert store.list_failed(batch_id=other)["id"].to_list() == ids[3:]
+    assert store.list_failed(ids=[ids[4], ids[0], 999])["id"].to_list() == [ids[0], ids[4]]
+    assert store.list_failed(limit=2, after_id=ids[1])["id"].to_list() == ids[2:4]
+    assert store.list_failed(since=datetime.now(UTC) + timedelta(minutes=5)).is_empty()
+    assert store.list_failed(since=datetime.now(UTC) - timedelta(minutes=5)).height == 5
+    assert store.list_failed(status=["open", "resolved"]).height == 5
+    with pytest.raises(ValueError, match="kind"):
+        store.list_failed(kind="flaky")
+    with pytest.raises(ValueError, match="status"):
+        store.list_failed(status="closed")
+
+    shown = store.get_failed(ids[3])
+    assert shown is not None and set(shown) == set(FAILED_SCHEMA)
+    assert (shown["entity"], shown["stage"], shown["error_kind"]) == (
+        "work_orders",
+        "ingest",
+        "transient",
+    )
+    assert shown["raw"] == transient["raw"][0] and shown["actions"] is None
+    assert store.get_failed(999_999) is None
+
+
+def test_due_failed_by_kind(store: StateStore, batch: int) -> None:
+    store.add_failed(
+        batch, "items", _failures(2, due=NOW).with_columns(error_kind=pl.lit("transient"))
+    )
+    store.add_failed(
+        batch, "items", _failures(2, due=NOW).with_columns(error_kind=pl.lit("permanent"))
+    )
+    store.add_failed(batch, "items", _failures(1, due=NOW))  # kind unknown
+    assert store.due_failed(NOW).height == 5
+    transient = store.due_failed(NOW, kind="transient")
+    assert transient.height == 2 and set(transient["error_kind"]) == {"transient"}
+    assert store.due_failed(NOW, kind="permanent", limit=1).height == 1
+    assert store.due_failed(NOW, kind="configuration").is_empty()
+    with pytest.raises(ValueError, match="error_kind"):
+        store.add_failed(batch, "items", _failures(1).with_columns(error_kind=pl.lit("flaky")))
+
+
+def test_actions_resolve_discard_retry_and_bump_are_recorded(store: StateStore, batch: int) -> None:
+    store.add_failed(batch, "items", _failures(5, due=NOW))
+    ids = store.list_failed("items")["id"].to_list()
+
+    assert store.mark_failed_retrying(ids[:2], "ERP fixed") == ids[:2]
+    assert store.list_failed(status="retrying")["id"].to_list() == ids[:2]
+    assert store.resolve_failed([ids[0], ids[2]], "fixed the UOM in the ERP") == [ids[0], ids[2]]
+    assert store.discard_failed([ids[1], ids[3]], "test item, never needed") == [ids[1], ids[3]]
+    assert store.resolve_failed(ids[:4], "again") == []  # closed letters stay as they were
+    later = NOW + timedelta(minutes=3)
+    assert store.bump_failed_attempt([ids[4]], later, "hub down") == 1
+    assert store.hold_failed([ids[4]], "a person looks at it") == [ids[4]]
+
+    rows = {r["id"]: r for r in store.list_failed(status=None).iter_rows(named=True)}
+    assert [rows[i]["status"] for i in ids] == [
+        "resolved",
+        "discarded",
+        "resolved",
+        "discarded",
+        "open",
+    ]
+    assert rows[ids[0]]["resolution"] == "fixed the UOM in the ERP"
+    assert rows[ids[1]]["resolution"] == "test item, never needed"
+    assert all(rows[i]["resolved_at"] is not None for i in ids[:4])
+    assert (rows[ids[4]]["attempts"], rows[ids[4]]["next_retry_at"]) == (1, None)
+
+    assert [(a["action"], a["reason"]) for a in _history(store, ids[0])] == [
+        ("retry", "ERP fixed"),
+        ("resolve", "fixed the UOM in the ERP"),
+    ]
+    assert [a["action"] for a in _history(store, ids[1])] == ["retry", "discard"]
+    assert [a["action"] for a in _history(store, ids[2])] == ["resolve"]
+    assert [(a["action"], a["reason"]) for a in _history(store, ids[4])] == [
+        ("retry_failed", "hub down"),
+        ("hold", "a person looks at it"),
+    ]
+    for entry in _history(store, ids[0]):
+        assert set(entry) == {"at", "action", "reason"}
+        assert datetime.fromisoformat(entry["at"]) <= datetime.now(UTC)
+
+    # The older API records what it does too (track closes superseded letters with it).
+    assert (
+        store.mark_failed([ids[4]], "resolved", "superseded: dead-lettered again by batch 9") == 1
+    )
+    assert _history(store, ids[4])[-1]["action"] == "resolved"
+    assert store.resolve_failed([], "nothing") == []
+
+
+def test_actions_append_to_history_a_new_letter_carries(store: StateStore, batch: int) -> None:
+    carried = json.dumps([{"at": "2024-01-01T00:00:00Z", "action": "retry", "reason": "x"}])
+    frame = _failures(1).with_columns(attempts=pl.lit(3), actions=pl.lit(carried))
+    store.add_failed(batch, "items", frame)
+    [row] = store.list_failed("items").iter_rows(named=True)
+    assert row["attempts"] == 3
+    store.discard_failed([row["id"]], "enough")
+    assert [a["action"] for a in _history(store, row["id"])] == ["retry", "discard"]

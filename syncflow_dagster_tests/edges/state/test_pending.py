@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.edges.state.pending import PENDING_SCHEMA
 
 from .conftest import state_rows
 
@@ -119,3 +120,49 @@ def test_many_keys_and_bad_keys(store: StateStore, batch: int) -> None:
         store.add_pending("operations", batch, children.head(1).with_columns(bk_hash=pl.lit("x")))
     with pytest.raises(ValueError, match="waiting_for"):
         store.add_pending("operations", batch, children.drop("waiting_for"))
+
+
+def _history(store: StateStore, child_id: int) -> list[dict[str, str]]:
+    row = store.get_pending(child_id)
+    assert row is not None
+    return json.loads(row["actions"] or "[]")
+
+
+def test_list_show_drop_and_retry_now(store: StateStore, batch: int) -> None:
+    store.add_pending("operations", batch, _children(3, due=NOW + timedelta(hours=1)))
+    other = store.start_batch("routings", "run-2", "incremental")
+    store.add_pending("routings", other, _children(2, offset=100, due=NOW))
+    every = store.list_pending(status=None, limit=None)
+    ids = every["id"].to_list()
+    assert every.columns == list(PENDING_SCHEMA)
+    assert store.list_pending("operations")["id"].to_list() == ids[:3]
+    assert store.list_pending(batch_id=other)["id"].to_list() == ids[3:]
+    assert store.list_pending(ids=[ids[1], 999])["id"].to_list() == [ids[1]]
+    assert store.list_pending(limit=1, after_id=ids[0])["id"].to_list() == [ids[1]]
+    assert store.list_pending(since=datetime.now(UTC) + timedelta(minutes=1)).is_empty()
+    with pytest.raises(ValueError, match="status"):
+        store.list_pending(status="gone")
+    shown = store.get_pending(ids[0])
+    assert shown is not None and set(shown) == set(PENDING_SCHEMA)
+    assert store.get_pending(999_999) is None
+
+    assert store.drop_pending([ids[0], ids[3]], "the order was cancelled") == [ids[0], ids[3]]
+    assert store.drop_pending([ids[0]], "again") == []  # only waiting rows
+    assert store.count_pending("operations") == 2
+    assert store.list_pending(status="dropped")["id"].to_list() == [ids[0], ids[3]]
+    assert store.due_pending(NOW)["id"].to_list() == [ids[4]]
+
+    now = datetime.now(UTC)
+    assert store.retry_pending_now(ids[:3], "parent fixed", now=now) == ids[1:3]
+    assert set(store.due_pending(now)["id"]) == {ids[1], ids[2], ids[4]}
+    assert [(a["action"], a["reason"]) for a in _history(store, ids[0])] == [
+        ("drop", "the order was cancelled")
+    ]
+    assert [(a["action"], a["reason"]) for a in _history(store, ids[1])] == [
+        ("retry", "parent fixed")
+    ]
+    # A dropped child can wait again when a later run finds its parent still missing.
+    dropped = store.list_pending(ids=[ids[0]], status=None)
+    store.add_pending("operations", batch, _children(1, due=NOW))
+    assert store.count_pending("operations") == 3
+    assert dropped["status"].to_list() == ["dropped"]
