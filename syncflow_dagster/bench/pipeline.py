@@ -5,8 +5,10 @@ settings) for the state, the APISmith emulator with the work orders and the
 ScheduleHub emulator, each in its own process, syncs the items once (setup),
 then times four runs of ``sync_work_orders_job``, each in a fresh process:
 
-a. initial full sync;  b. full hash-compare re-sync, nothing changed;
-c. incremental sync after 1% of the rows changed;  d. full sync after 1% were deleted.
+a. initial full sync;  b. full re-sync, nothing changed;
+c. incremental sync after 1% of the rows changed;  d. full sync after 1% were deleted;
+e. incremental sync after 1% changed and 1% were deleted (deletes found by the
+   key comparison every shipped run makes: APISmith's /keys against the state).
 
 After each run, the hub's records are read back over HTTP and compared with the
 ERP's ground truth (the same deterministic dataset, generated here too): every
@@ -52,6 +54,7 @@ SCENARIOS = {
     "b": "full re-sync, nothing changed",
     "c": "incremental, 1% changed",
     "d": "full sync, 1% deleted",
+    "e": "incremental, 1% updated + 1% deleted",
 }
 ENTITY = "work_orders"
 JOB = f"sync_{ENTITY}_job"
@@ -151,7 +154,7 @@ def _mutate(url: str, token: str, action: str, n: int, seed: int) -> list[list[A
 
 
 def run_benchmark(rows: int, log: Any = print) -> list[ScenarioResult]:
-    """Run the four scenarios on ``rows`` work orders; return their figures."""
+    """Run the five scenarios on ``rows`` work orders; return their figures."""
     settings = load_settings()
     catalog = load_catalog(ENTITIES_DIR)
     tz = settings.erp_timezone
@@ -196,14 +199,17 @@ def run_benchmark(rows: int, log: Any = print) -> list[ScenarioResult]:
                 f"setup: items synced in {setup['seconds']:.2f}s "
                 f"({setup['metrics'].get('inserted', 0):,} inserted)"
             )
-            for key in ("a", "b", "c", "d"):
-                if key == "c":
-                    changed = _mutate(api.url, tokens["APISMITH_TOKEN"], "update", rows // 100, 101)
-                    assert len(dataset.update(ENTITY, rows // 100, seed=101)) == len(changed)
-                if key == "d":
-                    gone = _mutate(api.url, tokens["APISMITH_TOKEN"], "delete", rows // 100, 102)
-                    assert len(dataset.delete(ENTITY, rows // 100, seed=102)) == len(gone)
-                mode = "incremental" if key == "c" else "full"
+            token = tokens["APISMITH_TOKEN"]
+            for key in ("a", "b", "c", "d", "e"):
+                if key in ("c", "e"):
+                    seed = 101 if key == "c" else 103
+                    changed = _mutate(api.url, token, "update", rows // 100, seed)
+                    assert len(dataset.update(ENTITY, rows // 100, seed=seed)) == len(changed)
+                if key in ("d", "e"):
+                    seed = 102 if key == "d" else 104
+                    gone = _mutate(api.url, token, "delete", rows // 100, seed)
+                    assert len(dataset.delete(ENTITY, rows // 100, seed=seed)) == len(gone)
+                mode = "incremental" if key in ("c", "e") else "full"
                 figures = _run_child(env, mode, partition, Path(tmp) / f"{key}.json")
                 expected = expected_records(dataset, catalog, tz, required)
                 check = reconcile(hub, catalog, expected, entities=[ENTITY, "items"], sample=5000)

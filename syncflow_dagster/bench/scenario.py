@@ -78,13 +78,7 @@ def run_scenario(job: str, mode: str, partition: str) -> dict[str, Any]:
     warm_up(instance)
     defs = build_definitions(load_settings())
     job_def = defs.get_job_def(job)
-    config = {
-        "ops": {
-            "fetch": {
-                "config": {"entity": job.removeprefix("sync_").removesuffix("_job"), "mode": mode}
-            }
-        }
-    }
+    config = {"ops": {"fetch": {"config": {"mode": mode}}}}
     started = time.perf_counter()
     result = job_def.execute_in_process(
         run_config=config, instance=instance, partition_key=partition, raise_on_error=False

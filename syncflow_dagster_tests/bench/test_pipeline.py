@@ -13,12 +13,16 @@ def test_small_benchmark_runs_every_scenario_exactly(tmp_path: Path) -> None:
     for r in results:
         assert r.exact, (r.key, r.problems)
         assert r.seconds > 0 and r.peak_rss_mb > 0 and r.stage_seconds
-    a, b, c, d = results
+    a, b, c, d, e = results
     assert a.metrics["inserted"] > 19_000 and a.metrics.get("unchanged", 0) == 0
     assert b.metrics.get("inserted", 0) == b.metrics.get("updated", 0) == 0
     assert b.metrics["unchanged"] == a.metrics["inserted"]
     assert c.metrics["fetched"] == c.metrics["updated"] == 200
     assert d.metrics["deleted"] == 200
+    # Incremental: the changed rows only (less the few then deleted too), and the
+    # deletes found by the key comparison.
+    assert e.metrics["fetched"] == e.metrics["updated"] > 180
+    assert e.metrics["deleted"] == e.metrics["delete_candidates"] == 200
 
     out = tmp_path / "result.json"
     doc = write_results(results, 20_000, out)
