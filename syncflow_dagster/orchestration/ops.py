@@ -14,6 +14,7 @@ from enum import Enum
 import dagster as dg
 
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.errors import error_kind
 from syncflow_dagster.orchestration.heap import keep_out_of_collector, let_back_into_collector
 from syncflow_dagster.orchestration.resources import (
     ApiSmithResource,
@@ -86,14 +87,33 @@ def run_info(context: dg.OpExecutionContext, state: StateStoreResource) -> RunIn
     return RunInfo(context.run_id, partition, day_start, run_status, state.lease_seconds)
 
 
+RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
+
+
+def retry_if_transient(context: dg.OpExecutionContext, exc: BaseException) -> None:
+    """Let Dagster's run retries take a run that failed for a transient reason.
+
+    The instances retry runs whose worker died, never op failures by default
+    (``retry_on_asset_or_op_failure: false``): a configuration or data error
+    would fail the same way again. A transient failure (a server down after
+    the client's own retries, another run holding the entity) tags its run so
+    that the daemon retries it.
+    """
+    if error_kind(exc) == "transient":
+        context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "true"})
+
+
 @contextmanager
-def failing_batch(store: StateStore, s: SyncSlice) -> Iterator[None]:
+def failing_batch(
+    context: dg.OpExecutionContext, store: StateStore, s: SyncSlice
+) -> Iterator[None]:
     """Close the slice's batch as failed if the step raises, then let the error go on."""
     try:
         yield
     except BaseException as exc:
         if s.batch is not None:
             fail_batch(store, s.batch, exc, s.metrics, s.since_rowversion)
+        retry_if_transient(context, exc)
         raise
 
 
@@ -131,17 +151,21 @@ def fetch(
         if config.mode is RunMode.full
         else "incremental"
     )
-    s = fetch_step(
-        catalog,
-        entity,
-        apismith.client,
-        state.store,
-        run_info(context, state),
-        mode,
-        entities.erp_timezone,
-        max_rows=config.max_rows,
-        hub=schedulehub.client,
-    )
+    try:
+        s = fetch_step(
+            catalog,
+            entity,
+            apismith.client,
+            state.store,
+            run_info(context, state),
+            mode,
+            entities.erp_timezone,
+            max_rows=config.max_rows,
+            hub=schedulehub.client,
+        )
+    except BaseException as exc:
+        retry_if_transient(context, exc)
+        raise
     _counts(
         context,
         s,
@@ -161,7 +185,7 @@ def normalize(
     entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Parse every ERP value into its type; unreadable values dead-letter their record."""
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         out = normalize_step(s, entities.catalog, entities.erp_timezone)
     _counts(context, out, "normalize", failed=out.metrics["normalize_failed"])
     return out
@@ -175,7 +199,7 @@ def validate(
     entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Apply the entity's rules; records that break one are dead-lettered."""
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         out = validate_step(s, entities.catalog, entities.erp_timezone)
     _counts(context, out, "validate", failed=out.metrics["validation_failed"])
     return out
@@ -190,7 +214,7 @@ def map_fields(
     entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Make the hub's fields, after checking the mapping against the hub's schema."""
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         required = check_against_hub(entities.catalog, s.entity, schedulehub.client.entities())
         out = map_step(s, entities.catalog, entities.erp_timezone, required)
     _counts(context, out, "map", failed=out.metrics["map_failed"])
@@ -205,7 +229,7 @@ def identity(
     entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Compute BK_HASH and DATA_HASH of every record, and its parents' BK_HASHes."""
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         out = identity_step(s, entities.catalog)
     _counts(context, out, "identity")
     return out
@@ -214,7 +238,7 @@ def identity(
 @dg.op(tags={"syncflow/stage": "delta"})
 def delta(context: dg.OpExecutionContext, s: SyncSlice, state: StateStoreResource) -> SyncSlice:
     """Compare with the sync state: inserts, updates, unchanged (never sent) and deletes."""
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         out = delta_step(s, state.store)
     _counts(
         context, out, "delta", unchanged=out.metrics["unchanged"], deletes=out.delete_candidates
@@ -230,7 +254,7 @@ def resolve(
     entities: EntityCatalogResource,
 ) -> SyncSlice:
     """Order the sends and hold back children whose parents are not at the hub yet."""
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         out = resolve_step(s, entities.catalog, state.store)
     assert out.plan is not None
     _counts(
@@ -254,7 +278,7 @@ def ingest(
 ) -> SyncSlice:
     """Send the changes to ScheduleHub; record state only for what it acknowledged."""
     batch_size = min(entities.catalog[s.entity].sync.batch_size or schedulehub.batch_size, 1000)
-    with failing_batch(state.store, s):
+    with failing_batch(context, state.store, s):
         out = ingest_step(
             s, entities.catalog, schedulehub.client, state.store, batch_size, entities.erp_timezone
         )
@@ -281,7 +305,7 @@ def track(
 ) -> None:
     """Record the batch, check that every record landed in exactly one bucket, and chart it."""
     try:
-        with failing_batch(state.store, s):
+        with failing_batch(context, state.store, s):
             out = track_step(s, entities.catalog, state.store, entities.erp_timezone)
         metrics = dict(out.metrics)
         partition = context.partition_key if context.has_partition_key else None
@@ -329,14 +353,18 @@ def retry_pending(
     catalog = entities.catalog
     entity = entity_of(context)
     batch_size = min(catalog[entity].sync.batch_size or schedulehub.batch_size, 1000)
-    out = retry_pending_step(
-        catalog,
-        entity,
-        schedulehub.client,
-        state.store,
-        run_info(context, state),
-        batch_size,
-        entities.erp_timezone,
-        source=apismith.client,
-    )
+    try:
+        out = retry_pending_step(
+            catalog,
+            entity,
+            schedulehub.client,
+            state.store,
+            run_info(context, state),
+            batch_size,
+            entities.erp_timezone,
+            source=apismith.client,
+        )
+    except BaseException as exc:
+        retry_if_transient(context, exc)
+        raise
     context.add_output_metadata({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})

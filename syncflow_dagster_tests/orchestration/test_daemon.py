@@ -6,6 +6,7 @@ sends the waiting work order. Every run goes through the run queue with no run
 config (``dagster job launch``), as a user's or a schedule's would.
 """
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -74,3 +75,62 @@ def test_a_sensor_delivers_the_child_once_its_parent_is_synced(tmp_path: Path, p
             batch = store.recent_batches("work_orders", limit=1)[0]
             assert (batch["mode"], batch["inserted"], batch["resolved_children"]) == ("retry", 1, 1)
             store.dispose()
+
+
+def test_a_run_that_failed_for_a_transient_reason_is_retried_by_the_daemon(
+    tmp_path: Path, pg_url: str
+) -> None:
+    StateStore(pg_url).migrate()
+    spec = DatasetSpec(seed=13, work_orders=40, operations_per_order=0, bad_fraction=0)
+    # The first ingest request and its one retry get 503: the run fails, transiently.
+    down = "only=/api/v1/ingest,at=1:503;2:503"
+    with (
+        running_apismith(spec, token=APISMITH_TOKEN) as api,
+        running_schedulehub(token=SCHEDULEHUB_TOKEN, faults=down) as hub,
+    ):
+        env = {
+            "APISMITH_URL": api.url,
+            "SCHEDULEHUB_URL": hub.url,
+            "APISMITH_TOKEN": APISMITH_TOKEN,
+            "SCHEDULEHUB_TOKEN": SCHEDULEHUB_TOKEN,
+            "DATABASE_URL": pg_url,
+            "MAX_RETRIES": "1",
+            "RETRY_DELAY_SECONDS": "0.1",
+            "MAX_RETRY_DELAY_SECONDS": "1",
+        }
+        with local_deployment(tmp_path, env) as world:
+            world.launch("sync_items_job")
+            failed = world.finished_run("sync_items_job")
+            assert failed.status == dg.DagsterRunStatus.FAILURE
+            retried = world.finished_run("sync_items_job", after=1)
+            assert retried.status == dg.DagsterRunStatus.SUCCESS, world.tail()
+            assert retried.tags.get("dagster/parent_run_id") == failed.run_id
+            store = StateStore(pg_url)
+            first, second = sorted(store.recent_batches("items"), key=lambda b: b["id"])
+            assert (first["status"], first["error_kind"]) == ("failed", "transient")
+            assert second["status"] == "succeeded"
+            assert hub.store.count("items") == spec.n_items
+            store.dispose()
+
+
+def test_a_configuration_error_is_not_retried(tmp_path: Path, pg_url: str) -> None:
+    """A permanent failure fails the same way again: the daemon leaves it to a person."""
+    StateStore(pg_url).migrate()
+    spec = DatasetSpec(seed=14, work_orders=20, operations_per_order=0, bad_fraction=0)
+    with (
+        running_apismith(spec, token=APISMITH_TOKEN) as api,
+        running_schedulehub(token=SCHEDULEHUB_TOKEN) as hub,
+    ):
+        env = {
+            "APISMITH_URL": api.url,
+            "SCHEDULEHUB_URL": hub.url,
+            "APISMITH_TOKEN": "not-the-token",  # 401: permanent
+            "SCHEDULEHUB_TOKEN": SCHEDULEHUB_TOKEN,
+            "DATABASE_URL": pg_url,
+        }
+        with local_deployment(tmp_path, env) as world:
+            world.launch("sync_items_job")
+            failed = world.finished_run("sync_items_job")
+            assert failed.status == dg.DagsterRunStatus.FAILURE
+            time.sleep(8)  # the daemon had its chance to retry
+            assert len(world.runs("sync_items_job")) == 1
