@@ -128,9 +128,21 @@ def json_containers(raw: pl.Series) -> pl.Series:
 
 
 def _slow(normalizer: ColumnNormalizer, raw: pl.Series) -> Parsed:
-    """The normalizer's slow path, with JSON arrays and objects failed as not scalar."""
+    """The normalizer's slow path, with JSON arrays and objects failed as not scalar.
+
+    Text columns take any text, so each of their unsettled values is looked at;
+    other types fail such text anyway, so only their failures are (for the code).
+    """
     parsed = normalizer.slow(raw)
-    nested = json_containers(raw)
+    if normalizer.dtype == pl.String():
+        nested = json_containers(raw)
+    else:
+        failed = parsed.codes.is_not_null().arg_true()
+        if failed.len() == 0:
+            return parsed
+        nested = pl.repeat(False, raw.len(), eager=True).scatter(
+            failed, json_containers(raw.gather(failed))
+        )
     if not nested.any():
         return parsed
     code = pl.lit(FailureCode.VALUE_NOT_SCALAR.value, dtype=pl.String)

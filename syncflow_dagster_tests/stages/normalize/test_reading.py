@@ -7,12 +7,12 @@ from syncflow_dagster_tests.stages.normalize.helpers import ZONE, raw_frame
 
 # A few distinct values, good and bad, in several forms per type.
 VALUES = {
-    "NUMBER(5,2)": ["1.5", " 2,000.25 ", "1.5E2", "-0", "", None, "x", "1.234", "100000"],
+    "NUMBER(5,2)": ["1.5", " 2,000.25 ", "1.5E2", "-0", "", None, "x", "1.234", "100000", "[1]"],
     "DATE": ["2026-11-26", "26-NOV-26", "2026-03-29 02:30:00", "31-FEB-26", "soon", "", None],
     "TIMESTAMP WITH TIME ZONE": ["2026-11-26 14:03:00.123456 +01:00", "2026-11-26T14:03:00Z", "x"],
-    "VARCHAR2(4)": ["OPEN", " ab ", "e\u0301", "\u00a0", "TOO LONG", "", None],
-    "CHAR(4)": ["PL1 ", "PL2 ", "PL12X"],
-    "FLAG": ["Y", "n", " 1 ", "maybe", None],
+    "VARCHAR2(4)": ["OPEN", " ab ", "e\u0301", "\u00a0", "TOO LONG", "", None, "[]", "[x]"],
+    "CHAR(4)": ["PL1 ", "PL2 ", "PL12X", "a\x00"],
+    "FLAG": ["Y", "n", " 1 ", "maybe", None, "{}"],
 }
 
 
@@ -65,3 +65,23 @@ def test_columns_read_both_ways_in_one_frame() -> None:
     last = result.failures.filter(pl.col("_row") == height - 1).to_dicts()[0]
     assert last["column"] == "STATUS"  # first in spec order
     assert "QTY: number_unreadable" in last["detail"]
+
+
+@pytest.mark.parametrize(
+    "type_text",
+    [
+        "NUMBER(5,2)",
+        "INTEGER",
+        "DATE",
+        "TIMESTAMP(6)",
+        "TIMESTAMP WITH TIME ZONE",
+        "FLAG",
+        "CHAR(9)",
+    ],
+)
+@pytest.mark.parametrize("raw", ["[1, 2]", '{"a": 1}', "[]", '["2026-11-26"]'])
+def test_a_json_array_or_object_is_not_a_scalar_whatever_the_type(type_text: str, raw: str) -> None:
+    result = normalize(raw_frame({"C": [raw, None]}), {"C": ColumnSpec("C", type_text)}, ZONE)
+    [failure] = result.failures.to_dicts()
+    assert failure["code"] == "value_not_scalar" and failure["_row"] == 0
+    assert "a JSON array or object, not a single value" in failure["detail"]
