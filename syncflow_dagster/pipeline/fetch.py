@@ -40,6 +40,7 @@ from syncflow_dagster.pipeline.lifecycle import (
 from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.pipeline.reconcile import reconcile_with_hub
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
+from syncflow_dagster.stages.dead_letters import unreadable_letters
 from syncflow_dagster.stages.delta import compare_with_state, find_deletes, rows_mask
 from syncflow_dagster.stages.failures import ROW
 
@@ -233,12 +234,29 @@ class _Read:
                 if versions is None:
                     known = pool.submit(store.load_keys, entity)
             fetched = client.fetch(
-                cfg.source.entity, cfg.read_columns, since_rowversion=plan.since, max_rows=limit
+                cfg.source.entity,
+                cfg.read_columns,
+                since_rowversion=plan.since,
+                max_rows=limit,
+                key_columns=cfg.source.key,
+                rowversion=cfg.source.rowversion,
             )
             raw = fetched.frame.with_row_index(ROW)
             keys = key_hashes(raw, cfg, columns, tz)
-            fetched_keys = keys.get_column("bk_hash")
-            complete = plan.from_start and not fetched.truncated
+            # Unreadable lines are dead letters; their keys, where found, count as present.
+            unreadable = with_recovered_keys(
+                unreadable_letters(fetched.bad_lines), cfg, columns, tz
+            )
+            fetched_keys = pl.concat(
+                [keys.get_column("bk_hash"), unreadable.get_column("bk_hash").drop_nulls()]
+            )
+            # A run that read every line from the first knows every key, unless a line
+            # whose key could not be read stands for one of them.
+            complete = (
+                plan.from_start
+                and not fetched.truncated
+                and unreadable.get_column("bk_hash").null_count() == 0
+            )
             pass_ends = mode == "full" and not fetched.truncated
             present: pl.Series | None = None
             if complete:
@@ -284,6 +302,7 @@ class _Read:
             pass_ends=pass_ends,
             deletes_checked=present is not None,
             raw=todo,
+            dead=unreadable,
             raw_spill=RawSpill(todo) if todo.height >= SPILL_ROWS else None,
             frame=todo,
             state=state,
@@ -298,12 +317,37 @@ class _Read:
             "fetch",
             began,
             metrics={
-                "fetched": raw.height,
+                "fetched": raw.height + unreadable.height,
+                "fetch_failed": unreadable.height,
                 "unchanged": settled.len(),
                 "reconciled": reconciled,
                 "delete_candidates": s.delete_candidates,
             },
         )
+
+
+def with_recovered_keys(
+    letters: pl.DataFrame, cfg: EntityConfig, columns: dict[str, str], tz: str
+) -> pl.DataFrame:
+    """Unreadable lines' dead letters with the BK_HASH of the key found in them, if any.
+
+    A later good version of the record then closes the letter, and its key is
+    never taken for deleted.
+    """
+    if letters.height == 0:
+        return letters
+    fields = {name: pl.String() for name in cfg.source.key}
+    try:
+        found = letters.select(
+            pl.col("source_key").str.json_decode(pl.Struct(fields)).alias("_key")
+        ).unnest("_key")
+    except pl.exceptions.PolarsError:
+        return letters
+    hashed = key_hashes(found.with_row_index(ROW), cfg, columns, tz)
+    by_row = pl.Series("bk_hash", [None] * letters.height, dtype=pl.String).scatter(
+        hashed.get_column(ROW), hashed.get_column("bk_hash")
+    )
+    return letters.with_columns(by_row)
 
 
 def _rowversions(raw: pl.DataFrame, cfg: EntityConfig) -> pl.Series:
