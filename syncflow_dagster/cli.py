@@ -11,6 +11,8 @@ COMMANDS: dict[str, str] = {
     "emulators": "serve the APISmith and ScheduleHub emulators in the foreground",
     "db": "manage the state database (migrations)",
     "bench": "the 1M-row benchmark; writes docs/BENCHMARKS.md",
+    "failed": "dead letters by hand: list, show, retry, resolve, discard",
+    "pending": "children waiting for a parent, by hand: list, retry, drop",
 }
 
 
