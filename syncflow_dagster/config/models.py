@@ -20,6 +20,7 @@ TargetType = Literal["string", "integer", "number", "boolean", "date", "datetime
 Transform = Literal["trim", "upper", "lower"]
 SyncMode = Literal["incremental", "full"]
 DeletesPolicy = Literal["every_run", "daily", "never"]
+Compare = Literal["rowversion", "data_hash"]
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_FIELDS = frozenset({"bk_hash", "data_hash", "rowversion"})
@@ -220,6 +221,11 @@ class SyncConfig(_Model):
     deletes: DeletesPolicy = Field(
         default="every_run",
         description="when a run compares APISmith's key listing with the state to find deletes",
+    )
+    compare: Compare = Field(
+        default="rowversion",
+        description="what settles a record the hub has: an equal rowversion (trusted), or "
+        "only an equal data hash (every record read is normalized and mapped again)",
     )
     schedule: ScheduleConfig = ScheduleConfig()
     max_rows_per_run: int = Field(default=2_000_000, ge=1000)

@@ -17,6 +17,7 @@ documented in docs/NORMALIZATION.md ("Lines the fetch cannot read").
 import contextlib
 import io
 import json
+import logging
 import queue
 import re
 import threading
@@ -33,6 +34,7 @@ from syncflow_dagster.edges.http import ApiError, check_response, json_body
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 
+log = logging.getLogger(__name__)
 SERVICE = "APISmith"
 TOKEN_SETTING = "APISMITH_TOKEN"
 MAX_PAGE = 50_000
@@ -100,6 +102,8 @@ class FetchResult:
     pages: int
     truncated: bool
     bad_lines: pl.DataFrame = field(default_factory=empty_bad_lines)
+    next_cursor: str | None = None
+    """Where a fetch cut short by ``max_rows`` resumes (APISmith's cursor); None otherwise."""
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -395,14 +399,24 @@ class ApiSmithClient:
         return int(doc["count"]), doc.get("max_rowversion")
 
     def _pages(
-        self, entity: str, since_rowversion: int | None, max_rows: int | None
+        self,
+        entity: str,
+        since_rowversion: int | None,
+        max_rows: int | None,
+        cursor: str | None = None,
+        reached: list[str | None] | None = None,
     ) -> Iterator[bytes]:
-        """NDJSON page bodies, fetched one ahead of the consumer on a helper thread."""
+        """NDJSON page bodies, fetched one ahead of the consumer on a helper thread.
+
+        Reading starts after ``cursor`` when given; ``reached`` receives the
+        cursor after each page read (None once the data ended).
+        """
         pages: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
+        start = cursor
 
         def produce() -> None:
-            cursor: str | None = None
+            cursor = start
             remaining = max_rows
             try:
                 while not stop.is_set():
@@ -418,8 +432,10 @@ class ApiSmithClient:
                         params=params,
                         headers={"Accept": "application/x-ndjson"},
                     )
-                    pages.put(response.content)
                     cursor = response.headers.get("x-next-cursor")
+                    if reached is not None:
+                        reached.append(cursor)
+                    pages.put(response.content)
                     if remaining is not None:
                         remaining -= response.content.count(b"\n") + (
                             0 if response.content.endswith(b"\n") or not response.content else 1
@@ -456,20 +472,52 @@ class ApiSmithClient:
         *,
         key_columns: Sequence[str] = (),
         rowversion: str | None = None,
+        cursor: str | None = None,
     ) -> FetchResult:
         """All records above ``since_rowversion`` (at most ``max_rows``), every column as text.
 
         Columns the ERP sends but ``columns`` does not name are not read. A line
         that is not a readable record goes to ``bad_lines`` instead, with the
         values of ``key_columns`` and ``rowversion`` as far as they can be found
-        in it; it counts as a record for ``max_rows``.
+        in it; it counts as a record for ``max_rows``. Reading starts after
+        ``cursor`` when given (a cursor APISmith no longer accepts is dropped:
+        reading then starts above ``since_rowversion``); ``next_cursor`` of the
+        result resumes after the last record read.
         """
+        if cursor is not None:
+            try:
+                return self._fetch(
+                    entity, columns, since_rowversion, max_rows, key_columns, rowversion, cursor
+                )
+            except ApiError as exc:
+                if exc.status != 400:
+                    raise
+                log.warning(
+                    "%s refused the saved cursor of '%s' (%s); reading from rowversion %s on",
+                    SERVICE,
+                    entity,
+                    exc,
+                    since_rowversion,
+                )
+        return self._fetch(entity, columns, since_rowversion, max_rows, key_columns, rowversion)
+
+    def _fetch(
+        self,
+        entity: str,
+        columns: Sequence[str],
+        since_rowversion: int | None,
+        max_rows: int | None,
+        key_columns: Sequence[str],
+        rowversion: str | None,
+        cursor: str | None = None,
+    ) -> FetchResult:
         schema: dict[str, pl.DataType] = dict.fromkeys(columns, pl.String())
         frames = []
         bad: list[_BadLine] = []
         pages = 0
         records = 0
-        for body in self._pages(entity, since_rowversion, max_rows):
+        reached: list[str | None] = []
+        for body in self._pages(entity, since_rowversion, max_rows, cursor, reached):
             pages += 1
             if body and not body.isspace():  # isspace stops at the first non-space byte
                 page = body[len(_BOM) :] if body.startswith(_BOM) else body
@@ -482,12 +530,20 @@ class ApiSmithClient:
                 frames.append(frame)
                 records += frame.height
         frame = pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema=schema)
+        next_cursor = reached[-1] if reached else cursor
         if max_rows is not None and records > max_rows:
             bad = [b for b in bad if b.position < max_rows]
             frame = frame.head(max_rows - len(bad))
+            next_cursor = None  # the server's cursor is past rows cut off here
         truncated = max_rows is not None and frame.height + len(bad) >= max_rows
         bad_lines = _bad_lines_frame(bad, _KeyFinder(key_columns, rowversion))
-        return FetchResult(frame=frame, pages=pages, truncated=truncated, bad_lines=bad_lines)
+        return FetchResult(
+            frame=frame,
+            pages=pages,
+            truncated=truncated,
+            bad_lines=bad_lines,
+            next_cursor=next_cursor if truncated else None,
+        )
 
     def keys(self, entity: str, key_columns: Sequence[str]) -> pl.DataFrame:
         """The business keys of every row present now, one text column per key column."""

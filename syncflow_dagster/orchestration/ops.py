@@ -52,11 +52,25 @@ class RunMode(Enum):
     full = "full"
 
 
+class CompareMode(Enum):
+    """What settles a record the hub has.
+
+    ``configured``: the entity's ``sync.compare``; ``rowversion``: an equal
+    rowversion; ``data_hash``: only an equal data hash (every record read is
+    mapped and compared again — for a rowversion that cannot be trusted).
+    """
+
+    configured = "configured"
+    rowversion = "rowversion"
+    data_hash = "data_hash"
+
+
 class FetchConfig(dg.Config):
     """How this run reads; every field may be left out (the job knows its entity)."""
 
     mode: RunMode = RunMode.configured
     max_rows: int | None = None
+    compare: CompareMode = CompareMode.configured
 
 
 def entity_of(context: dg.OpExecutionContext) -> str:
@@ -162,6 +176,7 @@ def fetch(
             entities.erp_timezone,
             max_rows=config.max_rows,
             hub=schedulehub.client,
+            compare=None if config.compare is CompareMode.configured else config.compare.value,
         )
     except BaseException as exc:
         retry_if_transient(context, exc)

@@ -49,7 +49,7 @@ SPILL_ROWS = 100_000
 
 # Raise when a release changes how records are normalized or mapped: every
 # record is then mapped again instead of being taken as settled.
-PIPELINE_REVISION = 1
+PIPELINE_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,13 @@ class ReadPlan:
     since: int | None
     resumes_pass: bool
     check_deletes: bool
+    cursor: str | None = None
+    """APISmith's cursor where an open full pass resumes (``since`` is its fallback)."""
 
     @property
     def from_start(self) -> bool:
         """The run reads the entity from its first record."""
-        return self.since is None
+        return self.since is None and self.cursor is None
 
 
 def source_columns(catalog: EntityCatalog, entity: str, client: ApiSmithClient) -> dict[str, str]:
@@ -134,7 +136,8 @@ def plan_read(
     if mode == "full":
         resume = position.pass_open and not stale
         since = position.pass_rowversion if resume else None
-        return ReadPlan(mode, since, resume and since is not None, check)
+        cursor = position.pass_cursor if resume else None
+        return ReadPlan(mode, since, resume, check, cursor)
     since = None if stale or cfg.source.rowversion is None else position.watermark
     return ReadPlan(mode, since, False, check)
 
@@ -165,6 +168,7 @@ def fetch_step(
     default_tz: str,
     max_rows: int | None = None,
     hub: ScheduleHubClient | None = None,
+    compare: str | None = None,
 ) -> SyncSlice:
     """Open the batch and fetch the slice; settle what the hub has; find deletes.
 
@@ -172,7 +176,7 @@ def fetch_step(
     state, same mapping) are settled here as unchanged and go no further. With
     ``hub`` given, the state is first reconciled with the hub if an earlier
     batch of the entity ended with unsettled sends. ``max_rows`` overrides the
-    entity's ``sync.max_rows_per_run``.
+    entity's ``sync.max_rows_per_run``, ``compare`` its ``sync.compare``.
     """
     began = time.monotonic()
     cfg = catalog[entity]
@@ -192,7 +196,18 @@ def fetch_step(
     try:
         # Before anything is read or sent: every configured column must be served.
         columns = source_columns(catalog, entity, client)
-        read = _Read(catalog, cfg, client, store, run, batch, mode, columns, default_tz)
+        read = _Read(
+            catalog,
+            cfg,
+            client,
+            store,
+            run,
+            batch,
+            mode,
+            columns,
+            default_tz,
+            compare or cfg.sync.compare,
+        )
         return read.fetch(max_rows, hub, began)
     except BaseException as exc:
         fail_batch(store, batch, exc)
@@ -210,6 +225,7 @@ class _Read:
     mode: Mode
     columns: dict[str, str]
     default_tz: str
+    compare: str = "rowversion"
 
     def fetch(self, max_rows: int | None, hub: ScheduleHubClient | None, began: float) -> SyncSlice:
         """Read, settle and compare; the slice that goes on to normalize."""
@@ -240,6 +256,7 @@ class _Read:
                 max_rows=limit,
                 key_columns=cfg.source.key,
                 rowversion=cfg.source.rowversion,
+                cursor=plan.cursor,
             )
             raw = fetched.frame.with_row_index(ROW)
             keys = key_hashes(raw, cfg, columns, tz)
@@ -283,9 +300,11 @@ class _Read:
             if present is not None and everything is not None
             else None
         )
+        # With compare: data_hash nothing is taken as settled by its rowversion: every
+        # record read goes on to the delta, which compares data hashes.
         settled = (
             compare_with_state(keys, _rowversions(raw, cfg), state, stale, False).settled
-            if state.height
+            if state.height and self.compare == "rowversion"
             else pl.Series("_row", [], dtype=pl.UInt32)
         )
         todo = raw.filter(~rows_mask(settled, raw.height)) if settled.len() else raw
@@ -299,6 +318,7 @@ class _Read:
             truncated=fetched.truncated,
             top_rowversion=_rowversions(raw, cfg).max(),  # type: ignore[arg-type]
             full_pass=mode == "full",
+            next_cursor=fetched.next_cursor,
             pass_ends=pass_ends,
             deletes_checked=present is not None,
             raw=todo,

@@ -34,6 +34,7 @@ class SyncSlice:
     # a stretch of a full pass; whether the pass reaches the end of the data in this run
     full_pass: bool = False
     pass_ends: bool = False
+    next_cursor: str | None = None
     # whether the run compared the ERP's keys with the state (deletes found)
     deletes_checked: bool = False
     top_rowversion: int | None = None

@@ -85,7 +85,7 @@ def track_step(
         if s.full_pass:
             store.advance_pass(
                 s.entity,
-                cursor=None,
+                cursor=s.next_cursor,
                 rowversion=mark,
                 rows=metrics["fetched"],
                 finished=s.pass_ends,

@@ -296,3 +296,23 @@ def test_line_by_line_agrees_with_read_ndjson_on_every_line(seed: int) -> None:
     assert result.frame.equals(pl.concat(accepted))
     assert result.bad_lines["code"].is_in([c.value for c in BadLineCode]).all()
     assert result.bad_lines["detail"].str.contains(r"of line \d+ of page \d+").all()
+
+
+def test_a_fetch_cut_short_resumes_exactly_after_its_last_record() -> None:
+    with running_apismith(SPEC) as api, ApiSmithClient(api.url, api.token, page_size=7) as client:
+        columns = ["WO_NO", "ORA_ROWSCN"]
+        whole = client.fetch("work_orders", columns).frame
+        first = client.fetch("work_orders", columns, max_rows=30)
+        assert first.truncated and first.next_cursor
+        rest = client.fetch("work_orders", columns, cursor=first.next_cursor)
+        assert rest.next_cursor is None  # read to the end
+        assert pl.concat([first.frame, rest.frame]).equals(whole)  # no gap, no overlap
+
+
+def test_a_cursor_the_server_refuses_falls_back_to_the_rowversion() -> None:
+    with running_apismith(SPEC) as api, ApiSmithClient(api.url, api.token) as client:
+        columns = ["WO_NO", "ORA_ROWSCN"]
+        whole = client.fetch("work_orders", columns).frame
+        since = int(whole.item(99, "ORA_ROWSCN"))
+        resumed = client.fetch("work_orders", columns, since_rowversion=since, cursor="not-ours")
+        assert resumed.frame.equals(whole.slice(100))

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import orjson
 import polars as pl
 import pytest
 
+from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.emulators.apismith import DatasetSpec, ErpDataset
 from syncflow_dagster.orchestration.factories.sync_job import sync_job_name
 from syncflow_dagster.pipeline.lifecycle import close_dead_batches
@@ -239,3 +241,34 @@ def test_killed_runs_batch_is_closed_once_its_lease_is_dead(make_harness: MakeHa
     closed = h.store.get_batch(batch)
     assert closed["status"] == "failed" and closed["error_kind"] == "transient"
     assert h.store.get_lease("items") is None
+
+
+def test_compare_data_hash_catches_a_change_under_an_unchanged_rowversion(
+    make_harness: MakeHarness,
+) -> None:
+    h = make_harness(DatasetSpec(seed=4, work_orders=60, operations_per_order=0, bad_fraction=0))
+    h.sync_parent_first()
+    with ApiSmithClient(h.api.url, h.api.token) as source:
+        rows = source.fetch("work_orders", ["WO_NO", "PRIORITY", "ORA_ROWSCN"]).frame
+    wo, rowversion = rows.item(0, "WO_NO"), rows.item(0, "ORA_ROWSCN")
+    truth = h.api.dataset.ground_truth("work_orders").filter(pl.col("WO_NO") == wo)
+    line = {k: v for k, v in truth.drop("_bad", "_bad_column", "_rid").row(0, named=True).items()}
+    line = {
+        k: v.isoformat() if hasattr(v, "isoformat") else str(v) if v is not None else None
+        for k, v in line.items()
+    }
+    line.update({"PRIORITY": str(999 - int(line["PRIORITY"] or 0)), "ORA_ROWSCN": rowversion})
+    # The ERP changed a value and did not raise the row's rowversion (it cannot be trusted).
+    h.api.dataset.serve_raw_lines("work_orders", {(wo,): orjson.dumps(line).decode()})
+
+    assert h.run_entity("work_orders", "full").success
+    trusted = h.last_batch("work_orders")
+    assert trusted["updated"] == 0 and trusted["unchanged"] == trusted["fetched"]
+
+    config = {"ops": {"fetch": {"config": {"mode": "full", "compare": "data_hash"}}}}
+    assert h.run_job("sync_work_orders_job", config).success
+    hashed = h.last_batch("work_orders")
+    assert hashed["updated"] == 1 and hashed["normalized"] == hashed["fetched"]
+    hub_entity = h.catalog["work_orders"].target.entity
+    [record] = [r for r in h.hub_client.records(hub_entity) if r["data"]["order_no"] == wo]
+    assert record["data"]["priority"] == int(line["PRIORITY"])
