@@ -12,7 +12,18 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Text,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from syncflow_dagster.edges.state import pgcopy
 from syncflow_dagster.edges.state.base import StoreBase, chunks, rows_frame, utcnow
@@ -110,38 +121,38 @@ class ActionOps(StoreBase):
         """Apply ``values`` to the rows ``ids`` whose status is in ``statuses`` (None: any).
 
         Each changed row gets ``updated_at`` now and ``{at, action, reason}``
-        appended to its ``actions``, in the same transaction (rows are locked on
-        PostgreSQL, so concurrent actions never lose an entry).
+        appended to its ``actions``: one UPDATE per thousand ids, the entry
+        appended in SQL, so that closing many letters at once (a run that sees
+        them recovered) stays one statement per chunk, and concurrent actions
+        on a row never lose an entry (each UPDATE sees the one before).
 
         Returns:
             The ids that changed, ascending.
         """
         id_list = sorted({int(i) for i in ids})
         now = now or utcnow()
-        entry = action_entry(action, reason, now)
-        changed: list[int] = []
+        entry = literal(json.dumps(action_entry(action, reason, now), ensure_ascii=False), Text())
         c = table.c
+        history = c.actions
+        appended = case(
+            (
+                or_(history.is_(None), history == "", history == "[]"),
+                literal("[", Text()) + entry + literal("]", Text()),
+            ),
+            else_=func.substr(history, 1, func.length(history) - 1)
+            + literal(", ", Text())
+            + entry
+            + literal("]", Text()),
+        )
+        changed: list[int] = []
         with self._write() as conn:
-            for part in chunks(id_list, 500):
-                stmt = select(c.id, c.actions).where(c.id.in_(part))
+            for part in chunks(id_list, 1000):
+                stmt = update(table).where(c.id.in_(part))
                 if statuses is not None:
                     stmt = stmt.where(c.status.in_(list(statuses)))
-                if self._pg:
-                    stmt = stmt.with_for_update()
-                rows = conn.execute(stmt.order_by(c.id)).all()
-                if not rows:
-                    continue
-                params = [
-                    {"_id": row.id, "_actions": with_action(row.actions, entry)} for row in rows
-                ]
-                conn.execute(
-                    update(table)
-                    .where(c.id == bindparam("_id"))
-                    .values({**values, "actions": bindparam("_actions"), "updated_at": now}),
-                    params,
-                )
-                changed.extend(int(row.id) for row in rows)
-        return changed
+                stmt = stmt.values({**values, "actions": appended, "updated_at": now})
+                changed.extend(int(row.id) for row in conn.execute(stmt.returning(c.id)))
+        return sorted(changed)
 
 
 def failed_filters(
