@@ -22,6 +22,15 @@ ENTITY_JOBS = {
     "sync_work_orders_job",
     "sync_work_order_operations_job",
 }
+RETRY_JOBS = {name.replace("sync_", "retry_", 1) for name in ENTITY_JOBS}
+ALL_JOBS = {*ENTITY_JOBS, "sync_all_job", *RETRY_JOBS, "resolve_failed_records_job"}
+SENSORS = {
+    "pending_children_sensor",
+    "parent_synced_sensor",
+    "failed_records_sensor",
+    "dead_runs_sensor",
+    "batch_on_run_failure_sensor",
+}
 RESOURCES = {"io_manager", "apismith", "schedulehub", "state", "entities"}
 
 
@@ -42,12 +51,12 @@ def test_definitions_are_loadable(defs: dg.Definitions) -> None:
 def test_the_entry_point_builds_the_same_jobs() -> None:
     loaded = load_defs()
     assert isinstance(loaded, dg.Definitions)
-    assert {j.name for j in _jobs(loaded)} == {*ENTITY_JOBS, "sync_all_job"}
+    assert {j.name for j in _jobs(loaded)} == ALL_JOBS
 
 
 def test_every_job_is_present_and_named_job(defs: dg.Definitions) -> None:
     names = {job.name for job in _jobs(defs)}
-    assert names == {*ENTITY_JOBS, "sync_all_job"}
+    assert names == ALL_JOBS
     assert all(name.endswith("_job") for name in names)
     catalog = load_catalog(load_settings().entities_dir)
     assert {f"sync_{name}_job" for name in catalog.entities} == ENTITY_JOBS
@@ -73,6 +82,9 @@ def test_partitions_are_daily_windows_opening_at_the_nightly_hour(defs: dg.Defin
     settings = load_settings()
     assert settings.background_sync_window_start == time(19, 0)
     for job in _jobs(defs):
+        if job.name not in {*ENTITY_JOBS, "sync_all_job"}:
+            assert job.partitions_def is None, job.name  # retries and resolutions: no night
+            continue
         partitions = job.partitions_def
         assert isinstance(partitions, dg.DailyPartitionsDefinition), job.name
         assert partitions.timezone == settings.erp_timezone
@@ -83,6 +95,16 @@ def test_partitions_are_daily_windows_opening_at_the_nightly_hour(defs: dg.Defin
         window = partitions.time_window_for_partition_key("2026-11-26")
         assert (window.start.hour, window.end.hour) == (19, 19)
         assert str(window.start.tzinfo) == settings.erp_timezone
+
+
+def test_sensors_and_schedules_are_named_and_described_for_the_ui(defs: dg.Definitions) -> None:
+    sensors = {sensor.name: sensor for sensor in defs.sensors or []}
+    assert set(sensors) == SENSORS
+    schedules = {schedule.name: schedule for schedule in defs.schedules or []}
+    assert all(name.endswith("_schedule") for name in schedules)
+    for definition in [*sensors.values(), *schedules.values()]:
+        description = (definition.description or "").strip()
+        assert description and "\n" not in description, definition.name
 
 
 def test_resources_are_present(defs: dg.Definitions) -> None:

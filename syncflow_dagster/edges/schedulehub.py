@@ -19,6 +19,10 @@ import orjson
 from syncflow_dagster.edges.http import ApiError, check_response, json_body, request_line
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
+from syncflow_dagster.errors import error_kind
+
+UNSENT_IN_A_ROW = 3
+"""Batches failing transiently one after another that mean the hub is down (the run fails)."""
 
 SERVICE = "ScheduleHub"
 TOKEN_SETTING = "SCHEDULEHUB_TOKEN"
@@ -221,6 +225,8 @@ class ScheduleHubClient:
         batches: int,
         make_body: Callable[[int], tuple[bytes, int]],
         on_outcome: Callable[[BatchOutcome], None],
+        on_unsent: Callable[[int, BaseException], None] | None = None,
+        unsent_in_a_row: int = UNSENT_IN_A_ROW,
     ) -> None:
         """Send ``batches`` batches concurrently (up to ``workers`` in flight).
 
@@ -229,9 +235,16 @@ class ScheduleHubClient:
         of no records is not sent (and has no outcome).
         ``on_outcome`` is called once per batch as its answer arrives, from one
         thread at a time. The first permanent failure stops further batches and is raised.
+
+        With ``on_unsent``, a batch that still fails transiently after the
+        client's own retries (the hub down, timeouts) is reported to it, with
+        its error, and the other batches go on — unless ``unsent_in_a_row``
+        batches failed one after another: the hub is down, and the last error
+        is raised. A failure to make a body (e.g. the run lost its lease) always stops.
         """
         lock = threading.Lock()
         failed: list[BaseException] = []
+        in_a_row = [0]
 
         def send(index: int) -> None:
             if failed:
@@ -240,11 +253,24 @@ class ScheduleHubClient:
                 body, size = make_body(index)
                 if size == 0:  # nothing to send in this batch
                     return
-                outcome = self.ingest_body(entity, body, size, index)
             except BaseException as exc:
                 failed.append(exc)
                 return
+            try:
+                outcome = self.ingest_body(entity, body, size, index)
+            except BaseException as exc:
+                with lock:
+                    if on_unsent is None or error_kind(exc) != "transient" or failed:
+                        failed.append(exc)
+                        return
+                    in_a_row[0] += 1
+                    if in_a_row[0] >= unsent_in_a_row:
+                        failed.append(exc)
+                        return
+                    on_unsent(index, exc)
+                return
             with lock:
+                in_a_row[0] = 0
                 on_outcome(outcome)
 
         if self.workers == 1 or batches == 1:

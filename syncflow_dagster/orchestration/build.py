@@ -9,6 +9,7 @@ from syncflow_dagster.config.loader import load_catalog
 from syncflow_dagster.orchestration.io_managers import hand_off_io_manager
 from syncflow_dagster.orchestration.jobs import retry_jobs, sync_jobs
 from syncflow_dagster.orchestration.partitions import nightly_partitions
+from syncflow_dagster.orchestration.resolve import resolve_failed_records_job
 from syncflow_dagster.orchestration.resources import (
     ApiSmithResource,
     EntityCatalogResource,
@@ -86,8 +87,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     retries = retry_jobs(catalog)
     by_name = {job.name: job for job in jobs}
     return dg.Definitions(
-        jobs=[*jobs, *retries.values()],
+        jobs=[*jobs, *retries.values(), resolve_failed_records_job],
         schedules=sync_schedules(catalog, by_name, settings),
-        sensors=sync_sensors(catalog, by_name, retries, settings),
+        sensors=sync_sensors(catalog, by_name, retries, resolve_failed_records_job, settings),
         resources=build_resources(settings),
     )

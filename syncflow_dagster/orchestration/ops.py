@@ -321,7 +321,9 @@ def track(
     """Record the batch, check that every record landed in exactly one bucket, and chart it."""
     try:
         with failing_batch(context, state.store, s):
-            out = track_step(s, entities.catalog, state.store, entities.erp_timezone)
+            out = track_step(
+                s, entities.catalog, state.store, entities.erp_timezone, state.backoff()
+            )
         metrics = dict(out.metrics)
         partition = context.partition_key if context.has_partition_key else None
         context.log_event(

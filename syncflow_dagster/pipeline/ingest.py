@@ -29,6 +29,8 @@ from syncflow_dagster.stages.normalize import normalize
 from syncflow_dagster.stages.resolve import BLOCKED, NEW, RELEASED, WAVE, named_parents_json
 
 PENDING_CODES = frozenset({"missing_parent", "has_children"})
+UNSENT_CODE = "hub_unavailable"
+"""Records whose batch the hub never answered, after the client's retries (transient)."""
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Delivery:
 
     statuses: Counter[str] = field(default_factory=Counter)
     rejected: list[pl.DataFrame] = field(default_factory=list)
+    unsent: list[pl.DataFrame] = field(default_factory=list)
+    """Rows of batches that still failed transiently after the client's retries."""
     batches: int = 0
     resent: int = 0
 
@@ -111,9 +115,17 @@ def deliver(
                 )
             writer.acknowledge(wave_id, outcome.index, outcome.size, rejected)
 
+        def on_unsent(index: int, exc: BaseException, rows: pl.DataFrame = rows) -> None:
+            part = sent_rows(rows, index, batch_size).with_columns(
+                line.alias(LINE),
+                pl.lit(UNSENT_CODE).alias("code"),
+                pl.lit(f"{type(exc).__name__}: {exc}"[:2000]).alias("detail"),
+            )
+            result.unsent.append(part.drop("_gpos"))
+
         with BatchBodies(rows, line, batch_size, f"{batch_id}-{wave}") as bodies:
             body = guarded(bodies.body, guard)
-            hub.ingest_many(hub_entity, bodies.batches, body, on_outcome)
+            hub.ingest_many(hub_entity, bodies.batches, body, on_outcome, on_unsent)
     return result
 
 
@@ -215,17 +227,26 @@ def ingest_step(
             line_expr(catalog, s.entity),
             guard=s.batch.keeper.check if s.batch and s.batch.keeper else None,
         )
-    if sending:
+    if sending and not delivery.unsent:
+        # Every answer is in the state. (Unanswered batches may have been applied: the
+        # flag stays, and the next run corrects the state from the hub first.)
         store.set_batch_flags(s.batch_id, hub_unsettled=False)
-    rejected = (
-        pl.concat(delivery.rejected)
-        if delivery.rejected
-        else s.plan.send.clear().with_columns(
-            pl.lit(None, pl.String).alias("code"), pl.lit(None, pl.String).alias("detail")
-        )
+    no_answer = s.plan.send.clear().with_columns(
+        pl.lit(None, pl.String).alias("code"), pl.lit(None, pl.String).alias("detail")
     )
-    waits = rejected.filter(pl.col("code").is_in(list(PENDING_CODES)))
+    rejected = pl.concat(delivery.rejected) if delivery.rejected else no_answer
+    unsent = pl.concat(delivery.unsent, how="diagonal_relaxed") if delivery.unsent else no_answer
+    # Of what got no answer, records with a raw form are dead letters that the
+    # failed-records sensor retries; deletes and released children wait again.
+    waits = pl.concat(
+        [
+            rejected.filter(pl.col("code").is_in(list(PENDING_CODES))),
+            unsent.filter(pl.col("_row").is_null()),
+        ],
+        how="diagonal_relaxed",
+    )
     fails = rejected.filter(~pl.col("code").is_in(list(PENDING_CODES)))
+    transient = unsent.filter(pl.col("_row").is_not_null())
     parents = [p.entity for p in cfg.parents]
     requeued = waits.select(
         "bk_hash",
@@ -240,6 +261,9 @@ def ingest_step(
             [
                 rejected_letters(
                     s, catalog, fails.filter(pl.col("_row").is_not_null()), default_tz
+                ),
+                rejected_letters(s, catalog, transient, default_tz).with_columns(
+                    pl.lit("transient").alias("error_kind")
                 ),
                 fails.filter(pl.col(RELEASED)).select(
                     "bk_hash",
@@ -256,7 +280,7 @@ def ingest_step(
     acked = set(delivery.statuses) - {"rejected"}
     st = delivery.statuses
     released_ok = s.plan.send.filter(pl.col(RELEASED)).join(
-        rejected.select("bk_hash"), on="bk_hash", how="anti"
+        pl.concat([rejected.select("bk_hash"), unsent.select("bk_hash")]), on="bk_hash", how="anti"
     )
     return s.advance(
         "ingest",
@@ -270,7 +294,7 @@ def ingest_step(
             "deleted": st["deleted"] + st["not_found"],
             "unchanged": s.metrics["unchanged"] + st["unchanged"],
             "ingested": sum(st[k] for k in acked),
-            "ingest_failed": fails.height,
+            "ingest_failed": fails.height + transient.height,
             "pending_children": pending.height,
         },
     )

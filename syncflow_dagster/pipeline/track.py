@@ -1,11 +1,14 @@
 """Step 9, track: write dead letters and pending children, check conservation, close the batch."""
 
 import time
+from datetime import timedelta
 
 import polars as pl
 
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.state import StateStore
+from syncflow_dagster.edges.state.base import utcnow
+from syncflow_dagster.pipeline.backoff import Backoff
 from syncflow_dagster.pipeline.lifecycle import finish_batch
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.stages.dead_letters import letters_to_close
@@ -48,8 +51,28 @@ def close_obsolete_letters(s: SyncSlice, store: StateStore, letters: pl.DataFram
         )
 
 
+def with_kind(letters: pl.DataFrame, backoff: Backoff) -> pl.DataFrame:
+    """Letters with their error kind (permanent unless a step said otherwise).
+
+    A transient letter (its batch never got an answer) is due for the
+    failed-records sensor after the first backoff delay.
+    """
+    kind = pl.col("error_kind").fill_null("permanent")
+    first_try = utcnow() + timedelta(seconds=backoff.delay(0))
+    return letters.with_columns(
+        kind.alias("error_kind"),
+        pl.when(kind == "transient")
+        .then(pl.lit(first_try, pl.Datetime("us", "UTC")))
+        .alias("next_retry_at"),
+    )
+
+
 def track_step(
-    s: SyncSlice, catalog: EntityCatalog, store: StateStore, default_tz: str
+    s: SyncSlice,
+    catalog: EntityCatalog,
+    store: StateStore,
+    default_tz: str,
+    backoff: Backoff | None = None,
 ) -> SyncSlice:
     """Record the run's outcome; fail loudly when its records do not add up.
 
@@ -61,7 +84,7 @@ def track_step(
     letters = s.dead
     close_obsolete_letters(s, store, letters)
     if letters.height:
-        store.add_failed(s.batch_id, s.entity, letters.drop(ROW))
+        store.add_failed(s.batch_id, s.entity, with_kind(letters.drop(ROW), backoff or Backoff()))
     # Release first: a superseded child that waits again is queued anew just below.
     settled = [x for x in (s.released, s.plan.superseded if s.plan else None) if x is not None]
     if settled:

@@ -22,6 +22,7 @@ DEAD_LETTER_SCHEMA = {
     "raw": pl.String,
     "normalized": pl.String,
     "mapped": pl.String,
+    "error_kind": pl.String,
 }
 
 

@@ -252,7 +252,7 @@ class _Pages(ApiSmithClient):
         super().__init__("http://127.0.0.1:9", "unused")
         self.bodies = bodies
 
-    def _pages(self, entity: str, since_rowversion: int | None, max_rows: int | None):  # type: ignore[no-untyped-def]
+    def _pages(self, entity, since_rowversion, max_rows, cursor=None, reached=None):  # type: ignore[no-untyped-def]
         yield from self.bodies
 
 

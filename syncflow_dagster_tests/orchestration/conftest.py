@@ -112,10 +112,11 @@ class SyncHarness:
         # The state resource reads DATABASE_URL when a run starts (it is a secret).
         self.monkeypatch.setenv("DATABASE_URL", self.database_url)
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        result = self.defs.get_job_def(name).execute_in_process(
+        job = self.defs.get_job_def(name)
+        result = job.execute_in_process(
             run_config={**(run_config or {}), **quiet},
             instance=self.instance,
-            partition_key=partition_key,
+            partition_key=partition_key if job.partitions_def is not None else None,
             raise_on_error=raise_on_error,
         )
         self.results.append(result)

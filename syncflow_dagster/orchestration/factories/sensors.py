@@ -162,3 +162,54 @@ def build_run_failure_sensor(enabled: bool, interval_seconds: int = 30) -> dg.Se
             context.log.info("closed batch(es) %s of failed run", closed)
 
     return on_failure
+
+
+def build_failed_records_sensor(
+    resolve_job: dg.JobDefinition, enabled: bool, interval_seconds: int = 30
+) -> dg.SensorDefinition:
+    """Retry dead letters that failed for a transient reason, once their backoff elapsed."""
+
+    @dg.sensor(
+        name="failed_records_sensor",
+        job=resolve_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=_status(enabled),
+        description="Retry dead letters that failed for a transient reason (the hub was down).",
+    )
+    def failed_records(
+        context: dg.SensorEvaluationContext, state: StateStoreResource
+    ) -> dg.SensorResult:
+        cursor = orjson.loads(context.cursor) if context.cursor else {"after": 0}
+        due = state.store.due_failed(
+            datetime.now(UTC), limit=DUE_PAGE, after_id=cursor["after"], kind="transient"
+        )
+        requests = []
+        for (entity,), letters in sorted(due.group_by("entity")):
+            ids = sorted(letters.get_column("id").to_list())
+            # The same letters at the same attempt never launch twice.
+            attempts = int(letters.get_column("attempts").sum())
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"failed:{entity}:{ids[0]}-{ids[-1]}:{len(ids)}:{attempts}",
+                    job_name=resolve_job.name,
+                    run_config={
+                        "ops": {
+                            "resolve_failed_records": {
+                                "config": {
+                                    "ids": ids,
+                                    "action": "retry",
+                                    "reason": "failed_records_sensor: transient failure, "
+                                    "backoff elapsed",
+                                }
+                            }
+                        }
+                    },
+                    tags={ENTITY_TAG: str(entity), TRIGGER_TAG: "failed_records_sensor"},
+                )
+            )
+            context.log.info("%s: %d transient dead letters due, retry requested", entity, len(ids))
+        after = int(due.get_column("id").max() or 0) if due.height == DUE_PAGE else 0  # type: ignore[arg-type]
+        cursor_text = orjson.dumps({"after": after}).decode()
+        return dg.SensorResult(run_requests=requests, cursor=cursor_text)
+
+    return failed_records
