@@ -239,12 +239,15 @@ class ScheduleHubClient:
         With ``on_unsent``, a batch that still fails transiently after the
         client's own retries (the hub down, timeouts) is reported to it, with
         its error, and the other batches go on — unless ``unsent_in_a_row``
-        batches failed one after another: the hub is down, and the last error
-        is raised. A failure to make a body (e.g. the run lost its lease) always stops.
+        batches failed one after another, or none got through at all: the hub
+        is down, and the last error is raised. A failure to make a body (e.g.
+        the run lost its lease) always stops.
         """
         lock = threading.Lock()
         failed: list[BaseException] = []
         in_a_row = [0]
+        answered: list[int] = []
+        unsent: list[tuple[int, BaseException]] = []
 
         def send(index: int) -> None:
             if failed:
@@ -267,10 +270,11 @@ class ScheduleHubClient:
                     if in_a_row[0] >= unsent_in_a_row:
                         failed.append(exc)
                         return
-                    on_unsent(index, exc)
+                    unsent.append((index, exc))
                 return
             with lock:
                 in_a_row[0] = 0
+                answered.append(index)
                 on_outcome(outcome)
 
         if self.workers == 1 or batches == 1:
@@ -281,6 +285,11 @@ class ScheduleHubClient:
                 list(pool.map(send, range(batches)))
         if failed:
             raise failed[0]
+        if unsent and not answered:
+            raise unsent[-1][1]  # nothing got through: the hub is down
+        for index, exc in unsent:
+            assert on_unsent is not None
+            on_unsent(index, exc)
 
     def records(self, entity: str, page_size: int = 10_000) -> Iterator[dict[str, Any]]:
         """Every stored record of an entity (for checks and the demo)."""

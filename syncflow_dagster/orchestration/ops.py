@@ -380,6 +380,7 @@ def retry_pending(
             batch_size,
             entities.erp_timezone,
             source=apismith.client,
+            backoff=state.backoff(),
         )
     except BaseException as exc:
         retry_if_transient(context, exc)

@@ -41,13 +41,20 @@ def _drop_gone(
     return waiting.filter(~gone), waiting.filter(gone).get_column("bk_hash")
 
 
-def resolve_step(s: SyncSlice, catalog: EntityCatalog, store: StateStore) -> SyncSlice:
-    """Plan the sends (deletes, then upserts) and queue children with missing parents."""
+def resolve_step(
+    s: SyncSlice, catalog: EntityCatalog, store: StateStore, waiting: pl.DataFrame | None = None
+) -> SyncSlice:
+    """Plan the sends (deletes, then upserts) and queue children with missing parents.
+
+    ``waiting``: the waiting children to take up (default: all of the entity's).
+    """
     began = time.monotonic()
     cfg = catalog[s.entity]
     parents = [p.entity for p in cfg.parents]
     upserts = s.frame
-    waiting, expired = _drop_gone(store.waiting_pending(s.entity), s.present_keys)
+    if waiting is None:
+        waiting = store.waiting_pending(s.entity)
+    waiting, expired = _drop_gone(waiting, s.present_keys)
     needed = parents_to_look_up(upserts, waiting, parents)
     present = {p: store.existing_keys(p, needed[p]) for p in parents}
     deletes = (

@@ -85,10 +85,13 @@ def track_step(
     close_obsolete_letters(s, store, letters)
     if letters.height:
         store.add_failed(s.batch_id, s.entity, with_kind(letters.drop(ROW), backoff or Backoff()))
-    # Release first: a superseded child that waits again is queued anew just below.
+    # A superseded child that waits again keeps its one waiting row (updated in place
+    # below, with its attempts); only those that go on are released.
     settled = [x for x in (s.released, s.plan.superseded if s.plan else None) if x is not None]
     if settled:
         keys = pl.concat(settled)
+        if s.pending is not None and s.pending.height and keys.len():
+            keys = keys.filter(~keys.is_in(s.pending.get_column("bk_hash").implode()))
         if keys.len():
             store.release_pending(s.entity, keys)
     if s.expired is not None and s.expired.len():
@@ -99,7 +102,8 @@ def track_step(
     metrics = {
         **done.metrics,
         "delete_candidates": s.delete_candidates,
-        "expired_children": 0 if s.expired is None else s.expired.len(),
+        "expired_children": done.metrics["expired_children"]
+        + (0 if s.expired is None else s.expired.len()),
         "duration_ms": int((time.monotonic() - s.started) * 1000),
     }
     problems = conservation_problems(metrics, s.delete_candidates, s.settled)

@@ -52,8 +52,7 @@ FROM _sf_pending t
 ON CONFLICT (entity, bk_hash) WHERE status = 'waiting' DO UPDATE SET
     batch_id = excluded.batch_id, rowversion = excluded.rowversion,
     payload = excluded.payload, waiting_for = excluded.waiting_for,
-    attempts = pending_children.attempts + 1,
-    next_retry_at = excluded.next_retry_at, updated_at = excluded.updated_at
+    updated_at = excluded.updated_at
 """
 
 
@@ -103,8 +102,10 @@ class PendingOps(ActionOps):
     def add_pending(self, entity: str, batch_id: int, frame: pl.DataFrame) -> int:
         """Queue children whose parents are missing; re-queuing a waiting child updates it.
 
-        A child already waiting gets the new payload and ``attempts + 1``; a new one
-        starts at ``attempts`` 0.
+        A child already waiting gets the new payload (its latest version) in
+        place and keeps its ``attempts`` and ``next_retry_at``: only a retry that
+        finds its parent still missing counts an attempt
+        (:meth:`record_pending_attempts`). A new one starts at ``attempts`` 0.
 
         Args:
             entity: the child entity.
@@ -150,8 +151,6 @@ class PendingOps(ActionOps):
                             name: stmt.excluded[name]
                             for name in ("batch_id", "rowversion", "payload", "waiting_for")
                         },
-                        "attempts": pending_children.c.attempts + 1,
-                        "next_retry_at": stmt.excluded.next_retry_at,
                         "updated_at": stmt.excluded.updated_at,
                     },
                 )
@@ -169,6 +168,43 @@ class PendingOps(ActionOps):
                 ]
                 conn.execute(stmt, records)
         return rows.height
+
+    def record_pending_attempts(
+        self, entity: str, attempts: pl.DataFrame, now: datetime | None = None
+    ) -> int:
+        """Record a failed retry of waiting children: their new ``attempts`` and ``next_retry_at``.
+
+        Args:
+            entity: the child entity.
+            attempts: ``bk_hash``, ``attempts`` (the new count), ``next_retry_at`` (aware).
+            now: the time of the change (default now).
+
+        Returns:
+            How many waiting rows changed.
+        """
+        if attempts.height == 0:
+            return 0
+        now = now or utcnow()
+        c = pending_children.c
+        changed = 0
+        with self._write() as conn:
+            for part in attempts.iter_slices(500):
+                for key, count, due in part.select(
+                    "bk_hash", "attempts", "next_retry_at"
+                ).iter_rows():
+                    changed += conn.execute(
+                        update(pending_children)
+                        .where(c.entity == entity, c.bk_hash == key, c.status == "waiting")
+                        .values(attempts=count, next_retry_at=due, updated_at=now)
+                    ).rowcount
+        return changed
+
+    def dead_letter_pending(self, entity: str, bk_hashes: pl.Series | Iterable[str]) -> int:
+        """Stop waiting children whose attempts are spent (``dead_lettered``).
+
+        The caller writes their dead letters (code ``parent_missing`` or ``has_children``).
+        """
+        return self._close_pending(entity, bk_hashes, "dead_lettered")
 
     def waiting_pending(self, entity: str) -> pl.DataFrame:
         """Every child of ``entity`` still waiting, by id."""

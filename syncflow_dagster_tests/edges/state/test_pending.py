@@ -49,7 +49,7 @@ def test_add_and_list_waiting(store: StateStore, batch: int) -> None:
     assert store.waiting_pending("items").is_empty()
 
 
-def test_requeue_updates_and_bumps_attempts(store: StateStore, batch: int) -> None:
+def test_requeue_updates_in_place_and_keeps_the_backoff(store: StateStore, batch: int) -> None:
     store.add_pending("operations", batch, _children(3, due=NOW))
     batch2 = store.start_batch("operations", "run-2", "retry")
     later = NOW + timedelta(hours=1)
@@ -57,10 +57,31 @@ def test_requeue_updates_and_bumps_attempts(store: StateStore, batch: int) -> No
     store.add_pending("operations", batch2, _children(1, version="v3", due=later))
     waiting = store.waiting_pending("operations")
     assert waiting.height == 3  # no duplicates: one waiting row per child
-    assert waiting["attempts"].to_list() == [2, 1, 0]
+    # Seen again, a child gets its latest version; only a failed retry counts an attempt.
+    assert waiting["attempts"].to_list() == [0, 0, 0]
     assert waiting["batch_id"].to_list() == [batch2, batch2, batch]
     assert [json.loads(p)["data"]["v"] for p in waiting["payload"]] == ["v3", "v2", "v1"]
+    assert waiting["next_retry_at"].to_list() == [NOW, NOW, NOW]
+
+
+def test_failed_retries_record_attempts_and_spent_children_stop_waiting(
+    store: StateStore, batch: int
+) -> None:
+    children = _children(3, due=NOW)
+    store.add_pending("operations", batch, children)
+    keys = children.get_column("bk_hash")
+    later = NOW + timedelta(minutes=2)
+    attempts = pl.DataFrame(
+        {"bk_hash": keys.head(2), "attempts": [1, 4], "next_retry_at": [later, later]}
+    )
+    assert store.record_pending_attempts("operations", attempts) == 2
+    waiting = store.waiting_pending("operations")
+    assert waiting["attempts"].to_list() == [1, 4, 0]
     assert waiting["next_retry_at"].to_list() == [later, later, NOW]
+    assert store.dead_letter_pending("operations", keys.slice(1, 1)) == 1
+    assert store.waiting_pending("operations")["bk_hash"].to_list() == [keys[0], keys[2]]
+    statuses = store.list_pending("operations", status=None)["status"].to_list()
+    assert statuses == ["waiting", "dead_lettered", "waiting"]
 
 
 def test_default_due_time_is_now_and_structs_become_json(store: StateStore, batch: int) -> None:
