@@ -1,16 +1,16 @@
 """The state store: one plain class over the seven tables (see the package docstring)."""
 
+from syncflow_dagster.edges.state.background import BackgroundOps
 from syncflow_dagster.edges.state.batches import BatchOps
 from syncflow_dagster.edges.state.failed import FailedOps
 from syncflow_dagster.edges.state.mappings import MappingOps
 from syncflow_dagster.edges.state.migrate import ensure_schema, migrate
 from syncflow_dagster.edges.state.pending import PendingOps
-from syncflow_dagster.edges.state.progress import ProgressOps
 from syncflow_dagster.edges.state.sync_state import SyncStateOps
 from syncflow_dagster.settings import Settings
 
 
-class StateStore(SyncStateOps, BatchOps, FailedOps, PendingOps, MappingOps, ProgressOps):
+class StateStore(SyncStateOps, BatchOps, FailedOps, PendingOps, MappingOps, BackgroundOps):
     """SyncFlow's state DB: PostgreSQL (production) or SQLite (zero-setup default).
 
     ``StateStore(settings.state_db_url, settings.postgres_pool_size)``; call

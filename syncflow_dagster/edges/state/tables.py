@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -33,7 +34,7 @@ BATCH_MODES = ("full", "incremental", "retry")
 BATCH_STATUSES = ("running", "succeeded", "failed", "paused", "skipped")
 FAILED_STATUSES = ("open", "retrying", "resolved", "abandoned", "discarded")
 PENDING_STATUSES = ("waiting", "released", "expired", "dead_lettered", "dropped")
-PROGRESS_STATUSES = ("pending", "running", "paused", "done")
+PROGRESS_STATUSES = ("pending", "running", "paused", "done", "failed")
 
 metadata = MetaData(
     naming_convention={
@@ -189,24 +190,37 @@ pending_children = Table(
     Index("ix_pending_children_batch_id", "batch_id"),
 )
 
+# One background sync per entity: a big table synced night by night, inside its
+# window and within a nightly budget, resuming where the last night stopped
+# (the reading position itself is sync_positions).
 background_sync_schedule = Table(
     "background_sync_schedule",
     metadata,
-    Column("entity", String(100), nullable=False),
-    Column("partition_key", String(100), nullable=False),
+    Column("entity", String(100), primary_key=True),
+    Column("window_start", String(8), nullable=False),
+    Column("window_end", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("rows_per_night", BigInteger()),
+    Column("target_nights", Integer()),
+    Column("mode", String(16), nullable=False, server_default="incremental"),
     Column("status", String(16), nullable=False, server_default="pending"),
-    Column("cursor", Text()),
+    # held by a person: the sensor launches nothing until it is resumed
+    Column("on_hold", Boolean(), nullable=False, server_default=false()),
     Column("rows_done", BigInteger(), nullable=False, server_default=text("0")),
     Column("rows_total", BigInteger()),
-    Column("window_start", UtcDateTime()),
-    Column("window_end", UtcDateTime()),
     Column("nights_used", Integer(), nullable=False, server_default=text("0")),
+    # the night (its partition key) the last run worked in, and the rows of that night
+    Column("night", String(16)),
+    Column("night_rows", BigInteger(), nullable=False, server_default=text("0")),
+    Column("chunk_seconds", Float()),
+    Column("trigger_requested_at", UtcDateTime()),
     Column("started_at", UtcDateTime()),
-    Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
     Column("finished_at", UtcDateTime()),
-    PrimaryKeyConstraint("entity", "partition_key"),
+    Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    Column("last_error", Text()),
+    Column("last_run_id", String(100)),
     _one_of("status", PROGRESS_STATUSES),
-    Index("ix_background_sync_schedule_status", "status"),
+    _one_of("mode", ("incremental", "full")),
 )
 
 field_mappings = Table(

@@ -1,11 +1,10 @@
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from syncflow_dagster.edges.state import Progress, StateStore
+from syncflow_dagster.edges.state import BackgroundRow, BackgroundRowNotFoundError, StateStore
 from syncflow_dagster.edges.state.mappings import config_hash
 from syncflow_dagster.edges.state.tables import field_mappings
 
@@ -34,44 +33,32 @@ def test_register_mapping_versions(store: StateStore) -> None:
     assert len(stored.config_hash) == 64
 
 
-def test_progress_round_trip(store: StateStore) -> None:
-    assert store.get_progress("work_orders", "2024-06-01") is None
-    start = datetime(2024, 6, 1, 17, 0, tzinfo=UTC)
-    end = datetime(2024, 6, 2, 5, 0, tzinfo=UTC)
-    saved = store.save_progress(
-        Progress(
-            "work_orders",
-            "2024-06-01",
-            "running",
-            rows_total=7_000_000,
-            window_start=start,
-            window_end=end,
-            nights_used=1,
-        )
+def test_background_rows_round_trip(store: StateStore) -> None:
+    assert store.get_background("work_orders") is None
+    row = BackgroundRow("work_orders", "19:00", "07:00", "Europe/Berlin", rows_per_night=1_000_000)
+    assert store.insert_background(row)
+    assert not store.insert_background(row, if_absent=True)  # idempotent
+    got = store.get_background("work_orders")
+    assert got is not None and got.updated_at is not None
+    assert (got.status, got.rows_done, got.on_hold, got.mode) == (
+        "pending",
+        0,
+        False,
+        "incremental",
     )
-    assert saved.started_at is not None and saved.updated_at is not None
-    assert saved.finished_at is None
-    assert store.get_progress("work_orders", "2024-06-01") == saved
-
-    paused = store.save_progress(
-        replace(saved, status="paused", cursor="rv:123456", rows_done=2_500_000)
+    started = datetime(2024, 6, 1, 17, 0, tzinfo=UTC)
+    saved = store.update_background(
+        "work_orders",
+        status="paused",
+        rows_done=2_500_000,
+        rows_total=7_000_000,
+        started_at=started,
     )
-    got = store.get_progress("work_orders", "2024-06-01")
-    assert got == paused
-    assert got is not None
-    assert (got.cursor, got.rows_done, got.started_at) == ("rv:123456", 2_500_000, saved.started_at)
-
-    done = store.save_progress(
-        replace(got, status="done", cursor=None, rows_done=7_000_000, nights_used=2)
-    )
-    assert done.finished_at is not None
-    assert store.get_progress("work_orders", "2024-06-01") == done
-    store.save_progress(Progress("work_orders", "2024-06-02"))
-    store.save_progress(Progress("items", "2024-06-01"))
-    assert [p.partition_key for p in store.list_progress("work_orders")] == [
-        "2024-06-01",
-        "2024-06-02",
-    ]
-    assert len(store.list_progress()) == 3
+    assert (saved.status, saved.rows_done, saved.started_at) == ("paused", 2_500_000, started)
     with pytest.raises(ValueError, match="status"):
-        store.save_progress(Progress("items", "x", status="sleeping"))
+        store.update_background("work_orders", status="sleeping")
+    with pytest.raises(BackgroundRowNotFoundError):
+        store.update_background("items", status="done")
+    store.insert_background(BackgroundRow("items", "22:00", "05:00", "UTC"))
+    assert [r.entity for r in store.list_background()] == ["items", "work_orders"]
+    assert store.delete_background("items") and not store.delete_background("items")
