@@ -33,6 +33,7 @@ import polars as pl
 from syncflow_dagster.edges.http import ApiError, check_response, json_body
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
+from syncflow_dagster.logs import upstream_call
 
 log = logging.getLogger(__name__)
 SERVICE = "APISmith"
@@ -342,6 +343,7 @@ class ApiSmithClient:
         page_size: int = MAX_PAGE,
     ) -> None:
         self._http = bearer_client(base_url, token, timeout, connections=4)
+        self._url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.page_size = max(1, min(page_size, MAX_PAGE))
 
@@ -361,7 +363,8 @@ class ApiSmithClient:
             check_response(SERVICE, TOKEN_SETTING, what, response)
             return response
 
-        return self.retry.call(f"{SERVICE} {what}", once)
+        with upstream_call(SERVICE, "GET", self._url + path) as on_retry:
+            return self.retry.call(f"{SERVICE} {what}", once, on_retry)
 
     def entities(self) -> dict[str, SourceEntity]:
         """Every entity the ERP exposes, by name."""

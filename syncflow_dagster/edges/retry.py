@@ -98,9 +98,15 @@ class RetryPolicy:
         return wait
 
     def call(
-        self, what: str, fn: Callable[[], T], on_retry: Callable[[int, str], None] | None = None
+        self,
+        what: str,
+        fn: Callable[[], T],
+        on_retry: Callable[[int, str, float], None] | None = None,
     ) -> T:
         """Run ``fn``, retrying transient failures; ``what`` names the call in errors.
+
+        ``on_retry(attempt, reason, wait)`` is told of each retry before its wait
+        (the clients log it, see :func:`syncflow_dagster.logs.upstream_call`).
 
         Raises:
             RetriesExhaustedError: when every attempt failed transiently.
@@ -121,9 +127,10 @@ class RetryPolicy:
                     raise RetriesExhaustedError(
                         f"{what}: gave up after {self.max_retries} retries; last failure: {reason}"
                     ) from exc
+                wait = self.delay(attempt, retry_after)
                 if on_retry is not None:
-                    on_retry(attempt, reason)
-                self.sleep(self.delay(attempt, retry_after))
+                    on_retry(attempt, reason, wait)
+                self.sleep(wait)
 
 
 def _too_long(

@@ -20,6 +20,7 @@ from syncflow_dagster.edges.http import ApiError, check_response, json_body, req
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 from syncflow_dagster.errors import error_kind
+from syncflow_dagster.logs import upstream_call
 
 UNSENT_IN_A_ROW = 3
 """Batches failing transiently one after another that mean the hub is down (the run fails)."""
@@ -110,6 +111,7 @@ class ScheduleHubClient:
     ) -> None:
         self.workers = max(1, workers)
         self._http = bearer_client(base_url, token, timeout, connections=self.workers + 1)
+        self._url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
 
     def close(self) -> None:
@@ -132,7 +134,8 @@ class ScheduleHubClient:
             check_response(SERVICE, TOKEN_SETTING, what, response)
             return response
 
-        response = self.retry.call(f"{SERVICE} {what}", once)
+        with upstream_call(SERVICE, method, self._url + path) as on_retry:
+            response = self.retry.call(f"{SERVICE} {what}", once, on_retry)
         response.extensions["syncflow_attempts"] = attempts["n"]
         return response
 
