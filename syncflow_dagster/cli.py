@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "bench": "the 1M-row benchmark; writes docs/BENCHMARKS.md",
     "failed": "dead letters by hand: list, show, retry, resolve, discard",
     "pending": "children waiting for a parent, by hand: list, retry, drop",
+    "api": "serve the operations API (REST, Prometheus metrics, health) on port 8008",
 }
 
 

@@ -99,6 +99,46 @@ class Settings(BaseSettings):
     schedulehub_url: str = "http://127.0.0.1:5180"
     schedulehub_token: SecretStr = SecretStr(DEMO_SCHEDULEHUB_TOKEN)
 
+    # The operations API (`syncflow api`): where it listens, who may call it, what it checks.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8008, ge=1, le=65535)
+    api_read_tokens: SecretStr | None = None
+    api_operator_tokens: SecretStr | None = None
+    api_jwt_secret: SecretStr | None = None
+    api_jwt_issuer: str | None = None
+    api_jwt_audience: str | None = None
+    dagster_webserver_url: str = "http://127.0.0.1:3000"
+    health_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    prometheus_multiproc_dir: Path | None = None
+
+    @field_validator("api_read_tokens", "api_operator_tokens")
+    @classmethod
+    def _usable_api_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for _name, token in api_token_entries(value):
+                if len(token) < API_TOKEN_MIN_LENGTH or any(c.isspace() for c in token):
+                    raise ValueError(
+                        f"every token must be at least {API_TOKEN_MIN_LENGTH} characters "
+                        "without spaces (comma-separated TOKEN or NAME:TOKEN entries)"
+                    )
+        return value
+
+    @field_validator("api_jwt_secret")
+    @classmethod
+    def _usable_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("an HS256 secret must be at least 32 bytes long")
+        return value
+
+    @field_validator("dagster_webserver_url")
+    @classmethod
+    def _usable_webserver_url(cls, value: str) -> str:
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+
     default_batch_size: int = Field(default=1000, ge=1, le=1000)
     max_batch_size: int = Field(default=10000, ge=1)
     sync_worker_threads: int = Field(default=4, ge=1, le=64)
@@ -272,3 +312,24 @@ def load_settings(**overrides: object) -> Settings:
             message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{name}: {message}" if name else message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+API_TOKEN_MIN_LENGTH = 16
+"""Shortest static API token accepted (API_READ_TOKENS, API_OPERATOR_TOKENS)."""
+
+
+def api_token_entries(value: SecretStr | None) -> list[tuple[str | None, str]]:
+    """The entries of API_READ_TOKENS / API_OPERATOR_TOKENS: ``(name or None, token)``.
+
+    The setting is a comma-separated list of ``TOKEN`` or ``NAME:TOKEN`` (the
+    name says who holds the token; it is what runs launched with it are tagged with).
+    """
+    if value is None:
+        return []
+    entries: list[tuple[str | None, str]] = []
+    for part in value.get_secret_value().split(","):
+        item = part.strip()
+        if not item:
+            continue
+        name, colon, token = item.partition(":")
+        entries.append((name.strip() or None, token.strip()) if colon else (None, item))
+    return entries
