@@ -2,7 +2,7 @@
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -64,6 +64,22 @@ class AccessLog:
             )
 
 
+def _routes(endpoints: Sequence[Endpoint], ctx: ApiContext) -> list[Route]:
+    """One route per path, dispatching by method (so 405 answers list every method)."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = asgi(e, ctx)
+    routes = []
+    for path, handlers in by_path.items():
+
+        async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await handlers[method](request)
+
+        routes.append(Route(path, dispatch, methods=list(handlers)))
+    return routes
+
+
 def _json(doc: Any) -> Response:
     return Response(orjson.dumps(doc), media_type="application/json")
 
@@ -94,7 +110,7 @@ def create_app(
     async def docs_redirect(request: Request) -> Response:
         return RedirectResponse("/api/v1/docs")
 
-    routes = [Route(e.path, asgi(e, ctx), methods=[e.method]) for e in endpoints]
+    routes = _routes(endpoints, ctx)
     routes += [
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route("/api/v1/docs", docs, methods=["GET"]),

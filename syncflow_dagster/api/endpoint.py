@@ -171,6 +171,11 @@ async def _body(request: Request, endpoint: Endpoint) -> tuple[BaseModel | None,
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiProblem(400, "the body is not valid JSON") from None
+    if endpoint.body_kind == "json" and endpoint.body_model is not None:
+        try:
+            return endpoint.body_model.model_validate_json(raw), None
+        except ValidationError as exc:
+            raise _invalid(exc, "body") from None
     if endpoint.body_kind == "entity":
         if not isinstance(data, dict):
             raise ApiProblem(

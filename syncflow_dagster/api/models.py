@@ -20,9 +20,9 @@ PendingStatus = Literal["waiting", "released", "expired", "dead_lettered", "drop
 
 
 class Body(BaseModel):
-    """A request body: unknown fields are refused."""
+    """A request body: unknown fields are refused, and no value is coerced into another type."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Query(BaseModel):
