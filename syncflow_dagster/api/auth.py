@@ -88,7 +88,8 @@ class Authenticator:
         """
         if not authorization:
             raise _unauthorized(
-                "this endpoint needs a bearer token (Authorization: Bearer <token>)",
+                "this endpoint needs a bearer token (Authorization: Bearer <token>); "
+                "see /api/v1/docs",
                 "invalid_request",
             )
         scheme, _, token = authorization.strip().partition(" ")

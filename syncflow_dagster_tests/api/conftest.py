@@ -170,10 +170,14 @@ def api_settings(tmp_path: Path, **extra: Any) -> Settings:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    """The API in process over SQLite state, a copy of the shipped entities and a fake Dagster."""
-    settings = api_settings(tmp_path)
-    store = StateStore.from_settings(settings).ensure_schema()
+def api(tmp_path: Path, db_url: str) -> Iterator[Api]:
+    """The API in process over a copy of the shipped entities and a fake Dagster.
+
+    Once over PostgreSQL and once over SQLite (the queries of its own run on both).
+    """
+    settings = api_settings(tmp_path, database_url=db_url)
+    store = StateStore.from_settings(settings)
+    store.migrate()
     dagster = FakeDagster()
     app = create_app(settings, store=store, dagster=dagster)
     with TestClient(app, raise_server_exceptions=False) as client:
