@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "failed": "dead letters by hand: list, show, retry, resolve, discard",
     "pending": "children waiting for a parent, by hand: list, retry, drop",
     "api": "serve the operations API (REST, Prometheus metrics, health) on port 8008",
+    "schedules": "background syncs: list, show, create, update, pause, resume, reset, trigger",
 }
 
 

@@ -138,7 +138,6 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value.rstrip("/")
 
-
     default_batch_size: int = Field(default=1000, ge=1, le=1000)
     max_batch_size: int = Field(default=10000, ge=1)
     sync_worker_threads: int = Field(default=4, ge=1, le=64)
@@ -153,6 +152,8 @@ class Settings(BaseSettings):
     background_sync_enabled: bool = True
     background_sync_window_start: time = time(19, 0, 0)
     background_sync_window_end: time = time(7, 0, 0)
+    background_rows_per_night: int = Field(default=1_000_000, ge=1)
+    background_chunk_rows: int = Field(default=200_000, ge=100, le=5_000_000)
     erp_timezone: str = "Europe/Berlin"
 
     @field_validator("database_url")
@@ -175,11 +176,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_relations(self) -> "Settings":
         start, end = self.background_sync_window_start, self.background_sync_window_end
-        if not any(_in_window(time(hour), start, end) for hour in range(24)):
+        if start == end:
             raise ValueError(
                 f"BACKGROUND_SYNC_WINDOW_START / BACKGROUND_SYNC_WINDOW_END: the window "
-                f"{start:%H:%M:%S}–{end:%H:%M:%S} holds no whole hour, and the nightly runs "
-                "start on the hour; widen it to include one (e.g. 19:00:00–07:00:00)"
+                f"{start:%H:%M:%S}–{end:%H:%M:%S} is empty; give it a start and a later end "
+                "(e.g. 19:00:00–07:00:00, across midnight)"
             )
         if self.max_retry_delay_seconds < self.retry_delay_seconds:
             raise ValueError("MAX_RETRY_DELAY_SECONDS must not be below RETRY_DELAY_SECONDS")
@@ -210,13 +211,6 @@ class Settings(BaseSettings):
             self.postgres_password.get_secret_value() if self.postgres_password else None,
             self.sqlite_url,
         )
-
-
-def _in_window(moment: time, start: time, end: time) -> bool:
-    """Whether ``moment`` is inside [start, end), a window that may cross midnight."""
-    if start <= end:
-        return start <= moment < end
-    return moment >= start or moment < end
 
 
 def database_url_problem(text: str) -> str | None:
@@ -312,6 +306,7 @@ def load_settings(**overrides: object) -> Settings:
             message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{name}: {message}" if name else message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
 
 API_TOKEN_MIN_LENGTH = 16
 """Shortest static API token accepted (API_READ_TOKENS, API_OPERATOR_TOKENS)."""

@@ -23,13 +23,21 @@ ENTITY_JOBS = {
     "sync_work_order_operations_job",
 }
 RETRY_JOBS = {name.replace("sync_", "retry_", 1) for name in ENTITY_JOBS}
-ALL_JOBS = {*ENTITY_JOBS, "sync_all_job", *RETRY_JOBS, "resolve_failed_records_job"}
+BACKGROUND_JOBS = {name.replace("_job", "_background_job") for name in ENTITY_JOBS}
+ALL_JOBS = {
+    *ENTITY_JOBS,
+    "sync_all_job",
+    *RETRY_JOBS,
+    *BACKGROUND_JOBS,
+    "resolve_failed_records_job",
+}
 SENSORS = {
     "pending_children_sensor",
     "parent_synced_sensor",
     "failed_records_sensor",
     "dead_runs_sensor",
     "batch_on_run_failure_sensor",
+    "background_sync_sensor",
 }
 RESOURCES = {"io_manager", "apismith", "schedulehub", "state", "entities"}
 
@@ -82,7 +90,7 @@ def test_partitions_are_daily_windows_opening_at_the_nightly_hour(defs: dg.Defin
     settings = load_settings()
     assert settings.background_sync_window_start == time(19, 0)
     for job in _jobs(defs):
-        if job.name not in {*ENTITY_JOBS, "sync_all_job"}:
+        if job.name not in {*ENTITY_JOBS, "sync_all_job", *BACKGROUND_JOBS}:
             assert job.partitions_def is None, job.name  # retries and resolutions: no night
             continue
         partitions = job.partitions_def

@@ -534,11 +534,13 @@ class ApiSmithClient:
                 records += frame.height
         frame = pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema=schema)
         next_cursor = reached[-1] if reached else cursor
+        # The row limit cut the fetch short, unless the last page said the data ended there.
+        truncated = max_rows is not None and records >= max_rows and next_cursor is not None
         if max_rows is not None and records > max_rows:
             bad = [b for b in bad if b.position < max_rows]
             frame = frame.head(max_rows - len(bad))
             next_cursor = None  # the server's cursor is past rows cut off here
-        truncated = max_rows is not None and frame.height + len(bad) >= max_rows
+            truncated = True
         bad_lines = _bad_lines_frame(bad, _KeyFinder(key_columns, rowversion))
         return FetchResult(
             frame=frame,

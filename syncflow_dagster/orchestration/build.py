@@ -6,12 +6,14 @@ from typing import Any
 import dagster as dg
 
 from syncflow_dagster.config.loader import load_catalog
+from syncflow_dagster.orchestration.factories.background import build_background_sensor
 from syncflow_dagster.orchestration.io_managers import hand_off_io_manager
-from syncflow_dagster.orchestration.jobs import retry_jobs, sync_jobs
+from syncflow_dagster.orchestration.jobs import background_jobs, retry_jobs, sync_jobs
 from syncflow_dagster.orchestration.partitions import nightly_partitions
 from syncflow_dagster.orchestration.resolve import resolve_failed_records_job
 from syncflow_dagster.orchestration.resources import (
     ApiSmithResource,
+    BackgroundResource,
     EntityCatalogResource,
     ScheduleHubResource,
     StateStoreResource,
@@ -76,6 +78,13 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "entities": EntityCatalogResource(
             config_dir=str(settings.entities_dir), erp_timezone=settings.erp_timezone
         ),
+        "background": BackgroundResource(
+            window_start=settings.background_sync_window_start.strftime("%H:%M"),
+            window_end=settings.background_sync_window_end.strftime("%H:%M"),
+            timezone=settings.erp_timezone,
+            rows_per_night=settings.background_rows_per_night,
+            chunk_rows=settings.background_chunk_rows,
+        ),
     }
 
 
@@ -85,10 +94,21 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = nightly_partitions(settings.erp_timezone, settings.background_sync_window_start)
     jobs = sync_jobs(catalog, partitions)
     retries = retry_jobs(catalog)
+    background = background_jobs(catalog, partitions)
     by_name = {job.name: job for job in jobs}
+    sensors = [
+        *sync_sensors(catalog, by_name, retries, resolve_failed_records_job, settings),
+        build_background_sensor(
+            catalog,
+            background,
+            partitions,
+            settings.background_sync_enabled,
+            settings.sensor_interval_seconds,
+        ),
+    ]
     return dg.Definitions(
-        jobs=[*jobs, *retries.values(), resolve_failed_records_job],
+        jobs=[*jobs, *retries.values(), *background.values(), resolve_failed_records_job],
         schedules=sync_schedules(catalog, by_name, settings),
-        sensors=sync_sensors(catalog, by_name, retries, resolve_failed_records_job, settings),
+        sensors=sensors,
         resources=build_resources(settings),
     )

@@ -9,15 +9,21 @@ error's kind) before the error surfaces.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import dagster as dg
 
+from syncflow_dagster.background.runner import BackgroundRun, NightResult, run_night
+from syncflow_dagster.background.schedules import get_schedule
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.errors import error_kind
 from syncflow_dagster.orchestration.heap import keep_out_of_collector, let_back_into_collector
+from syncflow_dagster.orchestration.partitions import night_key
 from syncflow_dagster.orchestration.resources import (
     ApiSmithResource,
+    BackgroundResource,
     EntityCatalogResource,
     ScheduleHubResource,
     StateStoreResource,
@@ -386,3 +392,72 @@ def retry_pending(
         retry_if_transient(context, exc)
         raise
     context.add_output_metadata({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})
+
+
+@dg.op(out=dg.Out(dg.Nothing), tags={"syncflow/stage": "background"})
+def background_sync(
+    context: dg.OpExecutionContext,
+    apismith: ApiSmithResource,
+    schedulehub: ScheduleHubResource,
+    state: StateStoreResource,
+    entities: EntityCatalogResource,
+    background: BackgroundResource,
+) -> None:
+    """Work through tonight's part of the entity's background sync, chunk by chunk."""
+    entity = entity_of(context)
+    catalog = entities.catalog
+    run = run_info(context, state)
+    night = run.partition_key or night_key(context.job_def.partitions_def)(datetime.now(UTC))
+    batch_size = min(catalog[entity].sync.batch_size or schedulehub.batch_size, 1000)
+
+    def progress(result: NightResult) -> None:
+        context.log.info(
+            "%s: chunk %d done (%s rows this run, %.1f s)",
+            entity,
+            result.chunks,
+            f"{result.rows:,}",
+            result.chunk_seconds[-1],
+        )
+
+    job = BackgroundRun(
+        catalog,
+        apismith.client,
+        schedulehub.client,
+        state.store,
+        background.defaults,
+        entities.erp_timezone,
+        run,
+        batch_size,
+        state.backoff(),
+        on_chunk=progress,
+    )
+    try:
+        result = run_night(job, entity, night)
+    except BaseException as exc:
+        retry_if_transient(context, exc)
+        raise
+    schedule = get_schedule(state.store, catalog, background.defaults, entity)
+    row = schedule.row
+    figures: dict[str, Any] = {
+        "status": result.status,
+        "reason": result.reason,
+        "rows_this_run": result.rows,
+        "rows_this_night": row.night_rows,
+        "rows_done": row.rows_done,
+        "rows_total": row.rows_total if row.rows_total is not None else "unknown",
+        "nights_used": row.nights_used,
+        "nights_left": schedule.nights_left if schedule.nights_left is not None else "unknown",
+        "chunks": result.chunks,
+        "seconds_per_chunk": dg.MetadataValue.json([round(t, 2) for t in result.chunk_seconds]),
+    }
+    if result.batch_id is not None:
+        figures["batch_id"] = result.batch_id
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey(["schedulehub", entity]),
+            partition=night,
+            description=f"{entity}: background night {night}, {result.status}",
+            metadata=figures,
+        )
+    )
+    context.log.info("%s background night %s: %s (%s)", entity, night, result.status, result.reason)

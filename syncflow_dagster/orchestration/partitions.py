@@ -1,6 +1,7 @@
 """Partitions: one night's window per partition key, in the ERP's time zone."""
 
-from datetime import time
+from collections.abc import Callable
+from datetime import datetime, time
 
 import dagster as dg
 
@@ -21,3 +22,13 @@ def nightly_partitions(timezone: str, window_start: time) -> dg.DailyPartitionsD
         minute_offset=window_start.minute,
         end_offset=1,
     )
+
+
+def night_key(partitions: dg.PartitionsDefinition | None) -> Callable[[datetime], str]:
+    """The night (partition key) an instant belongs to, under these partitions."""
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition), "nightly partitions needed"
+
+    def key(moment: datetime) -> str:
+        return str(partitions.get_partition_key_for_timestamp(moment.timestamp()))
+
+    return key

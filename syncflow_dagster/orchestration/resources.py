@@ -7,6 +7,8 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy.engine import URL
 
+from syncflow_dagster.background.schedules import BackgroundDefaults
+from syncflow_dagster.background.window import parse_clock
 from syncflow_dagster.config.loader import EntityCatalog, load_catalog
 from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.retry import RetryPolicy
@@ -150,3 +152,24 @@ class EntityCatalogResource(dg.ConfigurableResource):
     def catalog(self) -> EntityCatalog:
         """Every configured entity, checked (loaded once per process)."""
         return _catalog(self.config_dir)
+
+
+class BackgroundResource(dg.ConfigurableResource):
+    """The defaults of background syncs (BACKGROUND_* settings) and the chunk size."""
+
+    window_start: str = "19:00"
+    window_end: str = "07:00"
+    timezone: str = "Europe/Berlin"
+    rows_per_night: int = 1_000_000
+    chunk_rows: int = 200_000
+
+    @property
+    def defaults(self) -> BackgroundDefaults:
+        """As the background package takes them."""
+        return BackgroundDefaults(
+            parse_clock(self.window_start),
+            parse_clock(self.window_end),
+            self.timezone,
+            self.rows_per_night,
+            self.chunk_rows,
+        )

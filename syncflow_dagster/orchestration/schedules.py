@@ -3,10 +3,7 @@
 import dagster as dg
 
 from syncflow_dagster.config.loader import EntityCatalog
-from syncflow_dagster.orchestration.factories.schedules import (
-    build_cadence_schedule,
-    build_nightly_schedule,
-)
+from syncflow_dagster.orchestration.factories.schedules import build_cadence_schedule
 from syncflow_dagster.orchestration.factories.sync_job import sync_job_name
 from syncflow_dagster.settings import Settings
 
@@ -14,29 +11,18 @@ from syncflow_dagster.settings import Settings
 def sync_schedules(
     catalog: EntityCatalog, jobs: dict[str, dg.JobDefinition], settings: Settings
 ) -> list[dg.ScheduleDefinition]:
-    """A nightly schedule for background entities, a cadence schedule for the others."""
-    schedules = []
-    for cfg in catalog:
-        job = jobs[sync_job_name(cfg.name)]
-        if cfg.sync.schedule.nightly:
-            schedules.append(
-                build_nightly_schedule(
-                    job,
-                    cfg.name,
-                    settings.erp_timezone,
-                    settings.background_sync_window_start,
-                    settings.background_sync_window_end,
-                    settings.background_sync_enabled,
-                )
-            )
-        elif cfg.sync.schedule.cron:
-            schedules.append(
-                build_cadence_schedule(
-                    job,
-                    cfg.name,
-                    cfg.sync.schedule.cron,
-                    settings.erp_timezone,
-                    settings.background_sync_enabled,
-                )
-            )
-    return schedules
+    """A cadence schedule for every entity with ``schedule: {cron: …}``.
+
+    Nightly entities are launched by the background sensor, not a schedule.
+    """
+    return [
+        build_cadence_schedule(
+            jobs[sync_job_name(cfg.name)],
+            cfg.name,
+            cfg.sync.schedule.cron,
+            settings.erp_timezone,
+            settings.background_sync_enabled,
+        )
+        for cfg in catalog
+        if cfg.sync.schedule.cron
+    ]

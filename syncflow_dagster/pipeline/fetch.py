@@ -18,7 +18,7 @@ an unclean run was reconciled with the hub.
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -138,8 +138,9 @@ def plan_read(
         since = position.pass_rowversion if resume else None
         cursor = position.pass_cursor if resume else None
         return ReadPlan(mode, since, resume, check, cursor)
-    since = None if stale or cfg.source.rowversion is None else position.watermark
-    return ReadPlan(mode, since, False, check)
+    if stale or cfg.source.rowversion is None:
+        return ReadPlan(mode, None, False, check)
+    return ReadPlan(mode, position.watermark, False, check, position.watermark_cursor)
 
 
 def _stale_keys(store: StateStore, entity: str, version: int) -> pl.Series:
@@ -169,6 +170,8 @@ def fetch_step(
     max_rows: int | None = None,
     hub: ScheduleHubClient | None = None,
     compare: str | None = None,
+    batch: OpenBatch | None = None,
+    check_deletes: bool | None = None,
 ) -> SyncSlice:
     """Open the batch and fetch the slice; settle what the hub has; find deletes.
 
@@ -177,22 +180,29 @@ def fetch_step(
     ``hub`` given, the state is first reconciled with the hub if an earlier
     batch of the entity ended with unsettled sends. ``max_rows`` overrides the
     entity's ``sync.max_rows_per_run``, ``compare`` its ``sync.compare``.
+    ``batch``: a batch the caller opened and closes (the chunks of a
+    background run share one); by default the step opens one, and closes it
+    as failed if it fails. ``check_deletes`` overrides the entity's
+    ``sync.deletes`` policy (a background run compares keys in its first
+    chunk only); a full pass that ends, or a reconciliation, always compares.
     """
     began = time.monotonic()
     cfg = catalog[entity]
     if cfg.source.rowversion is None:
         mode = "full"
-    version = store.register_mapping(entity, mapping_identity(cfg))
-    batch = open_batch(
-        store,
-        entity,
-        run.run_id,
-        mode,
-        partition_key=run.partition_key,
-        mapping_version=version,
-        run_status=run.run_status,
-        lease_seconds=run.lease_seconds,
-    )
+    owned = batch is None
+    if batch is None:
+        version = store.register_mapping(entity, mapping_identity(cfg))
+        batch = open_batch(
+            store,
+            entity,
+            run.run_id,
+            mode,
+            partition_key=run.partition_key,
+            mapping_version=version,
+            run_status=run.run_status,
+            lease_seconds=run.lease_seconds,
+        )
     try:
         # Before anything is read or sent: every configured column must be served.
         columns = source_columns(catalog, entity, client)
@@ -207,10 +217,12 @@ def fetch_step(
             columns,
             default_tz,
             compare or cfg.sync.compare,
+            check_deletes,
         )
         return read.fetch(max_rows, hub, began)
     except BaseException as exc:
-        fail_batch(store, batch, exc)
+        if owned:
+            fail_batch(store, batch, exc)
         raise
 
 
@@ -226,6 +238,7 @@ class _Read:
     columns: dict[str, str]
     default_tz: str
     compare: str = "rowversion"
+    check_deletes: bool | None = None
 
     def fetch(self, max_rows: int | None, hub: ScheduleHubClient | None, began: float) -> SyncSlice:
         """Read, settle and compare; the slice that goes on to normalize."""
@@ -239,6 +252,8 @@ class _Read:
         if mode == "full" and position.pass_open and stale.len():
             store.reset_pass(entity)
         plan = plan_read(cfg, position, mode, bool(stale.len()), run.day_start, reconciled > 0)
+        if self.check_deletes is not None and not reconciled:
+            plan = replace(plan, check_deletes=self.check_deletes)
         limit = max_rows or cfg.sync.max_rows_per_run
         with ThreadPoolExecutor(2, thread_name_prefix="fetch") as pool:
             versions = pool.submit(store.load_versions, entity) if mode == "full" else None

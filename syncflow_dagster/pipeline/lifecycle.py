@@ -179,6 +179,7 @@ def finish_batch(
     watermark_from: int | None,
     watermark_to: int | None,
     error: str | None = None,
+    watermark_cursor: str | None = None,
 ) -> None:
     """Close the batch (succeeded, paused, skipped; failed when ``error``) and release the lease."""
     if batch.keeper is not None:
@@ -190,8 +191,9 @@ def finish_batch(
         watermark_from=watermark_from,
         watermark_to=watermark_to,
         error=error,
-        error_kind="permanent" if error else None,
+        error_kind="permanent" if error and status == "failed" else None,
         lease_holder=batch.run_id,
+        watermark_cursor=watermark_cursor,
     )
 
 

@@ -73,8 +73,13 @@ def track_step(
     store: StateStore,
     default_tz: str,
     backoff: Backoff | None = None,
+    close: bool = True,
 ) -> SyncSlice:
     """Record the run's outcome; fail loudly when its records do not add up.
+
+    With ``close`` false the slice is one chunk of a longer batch: what it
+    settled is committed (state, watermark or pass cursor, letters, waiting
+    children) and the batch stays open for the next chunk.
 
     Raises:
         ConservationError: when a record is missing from every bucket or in two.
@@ -118,21 +123,29 @@ def track_step(
                 finished=s.pass_ends,
                 watermark=mark,
             )
+        elif not close:
+            # A chunk of a longer batch: what it settled is settled now.
+            store.advance_watermark(s.entity, mark, cursor=s.next_cursor)
         if s.deletes_checked:
             store.mark_deletes_checked(s.entity)
             store.set_batch_flags(s.batch_id, deletes_checked=True)
-    close = dict(
+    if s.raw_spill is not None:
+        s.raw_spill.close()
+    if not close:
+        check_conservation(metrics, s.delete_candidates, s.settled)
+        return s.advance("track", began, metrics=metrics)
+    result = dict(
         status="failed" if problems else "succeeded",
         metrics=metrics,
         watermark_from=s.since_rowversion,
         watermark_to=mark,
         error="; ".join(problems) or None,
     )
+    if s.batch is not None and not s.full_pass:
+        result["watermark_cursor"] = s.next_cursor
     if s.batch is not None:
-        finish_batch(store, s.batch, **close)  # type: ignore[arg-type]
+        finish_batch(store, s.batch, **result)  # type: ignore[arg-type]
     else:
-        store.finish_batch(s.batch_id, **close)  # type: ignore[arg-type]
-    if s.raw_spill is not None:
-        s.raw_spill.close()
+        store.finish_batch(s.batch_id, **result)  # type: ignore[arg-type]
     check_conservation(metrics, s.delete_candidates, s.settled)
     return s.advance("track", began, metrics=metrics)

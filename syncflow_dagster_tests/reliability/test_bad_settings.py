@@ -33,17 +33,20 @@ def _case(name: str, expected: str, **env: str) -> Case:
 
 CASES: list[Case] = [
     _case(
-        "window_without_a_whole_hour",
-        "BACKGROUND_SYNC_WINDOW_START / BACKGROUND_SYNC_WINDOW_END: the window 19:10:00–19:50:00 "
-        "holds no whole hour",
-        BACKGROUND_SYNC_WINDOW_START="19:10",
-        BACKGROUND_SYNC_WINDOW_END="19:50",
-    ),
-    _case(
         "window_start_equals_end",
-        "the window 07:00:00–07:00:00 holds no whole hour",
+        "the window 07:00:00–07:00:00 is empty",
         BACKGROUND_SYNC_WINDOW_START="07:00",
         BACKGROUND_SYNC_WINDOW_END="07:00",
+    ),
+    _case(
+        "chunk_rows_below_the_least",
+        "BACKGROUND_CHUNK_ROWS: Input should be greater than or equal to 100",
+        BACKGROUND_CHUNK_ROWS="10",
+    ),
+    _case(
+        "rows_per_night_not_a_number",
+        "BACKGROUND_ROWS_PER_NIGHT: Input should be a valid integer",
+        BACKGROUND_ROWS_PER_NIGHT="a million",
     ),
     _case(
         "window_start_not_a_time",

@@ -186,6 +186,7 @@ class BatchOps(PositionOps, LeaseOps):
         error: str | None = None,
         error_kind: str | None = None,
         lease_holder: str | None = None,
+        watermark_cursor: str | None = None,
     ) -> None:
         """Close a running batch.
 
@@ -230,7 +231,7 @@ class BatchOps(PositionOps, LeaseOps):
                 .values(**values)
             )
             if status in ("succeeded", "paused"):
-                self.advance_watermark(started.entity, watermark_to, conn)
+                self.advance_watermark(started.entity, watermark_to, conn, watermark_cursor)
             if lease_holder is not None:
                 self.release_lease(started.entity, lease_holder, conn)
 

@@ -23,6 +23,7 @@ class Position:
 
     entity: str
     watermark: int | None = None
+    watermark_cursor: str | None = None
     pass_started_at: datetime | None = None
     pass_cursor: str | None = None
     pass_rowversion: int | None = None
@@ -74,21 +75,30 @@ class PositionOps(StoreBase):
         )
 
     def advance_watermark(
-        self, entity: str, watermark: int | None, conn: Connection | None = None
+        self,
+        entity: str,
+        watermark: int | None,
+        conn: Connection | None = None,
+        cursor: str | None = None,
     ) -> None:
-        """Raise the entity's watermark to ``watermark`` (never lower it)."""
+        """Raise the entity's watermark to ``watermark`` (never lower it).
+
+        ``cursor``: APISmith's cursor after the last record read, when the read
+        was cut short (the next read resumes there instead of rereading the
+        records sharing the last rowversion); None when the read reached the end.
+        """
         if watermark is None:
             return
         if conn is None:
             with self._write() as own:
-                self.advance_watermark(entity, watermark, own)
+                self.advance_watermark(entity, watermark, own, cursor)
             return
         self._ensure(conn, entity)
         c = sync_positions.c
         conn.execute(
             update(sync_positions)
-            .where(c.entity == entity, (c.watermark.is_(None)) | (c.watermark < watermark))
-            .values(watermark=watermark, updated_at=utcnow())
+            .where(c.entity == entity, (c.watermark.is_(None)) | (c.watermark <= watermark))
+            .values(watermark=watermark, watermark_cursor=cursor, updated_at=utcnow())
         )
 
     def advance_pass(

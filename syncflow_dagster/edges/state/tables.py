@@ -242,8 +242,10 @@ sync_positions = Table(
     "sync_positions",
     metadata,
     Column("entity", String(100), primary_key=True),
-    # incremental: every record up to this rowversion is settled
+    # incremental: every record up to this rowversion is settled; a run cut short
+    # resumes after its cursor (APISmith's), rereading nothing
     Column("watermark", BigInteger()),
+    Column("watermark_cursor", Text()),
     # the open full pass (started_at null: none open); it resumes after its cursor
     Column("pass_started_at", UtcDateTime()),
     Column("pass_cursor", Text()),

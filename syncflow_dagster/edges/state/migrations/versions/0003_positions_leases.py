@@ -46,6 +46,7 @@ def upgrade() -> None:
         "sync_positions",
         sa.Column("entity", sa.String(100), nullable=False),
         sa.Column("watermark", sa.BigInteger(), nullable=True),
+        sa.Column("watermark_cursor", sa.Text(), nullable=True),
         sa.Column("pass_started_at", UtcDateTime(), nullable=True),
         sa.Column("pass_cursor", sa.Text(), nullable=True),
         sa.Column("pass_rowversion", sa.BigInteger(), nullable=True),
