@@ -9,7 +9,7 @@ RUN := $(UV) run --locked --quiet
 export DAGSTER_HOME := $(CURDIR)/data/dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help bootstrap demo test lint typecheck unit ui emulators bench clean
+.PHONY: help bootstrap demo test lint typecheck unit ui emulators bench clean reliability
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,14 @@ demo: bootstrap  ## the main job: emulators + every entity synced twice through 
 test: bootstrap lint typecheck  ## the whole suite: lint, types, definitions, tests
 	$(RUN) dagster definitions validate -m syncflow_dagster.definitions
 	$(RUN) pytest -n $(PYTEST_WORKERS) -q
+
+RELIABILITY_RESULTS ?= $(CURDIR)/data/reliability/results.jsonl
+reliability: bootstrap  ## kill -9 trials, fault storms, bad inputs, secrets (not in `make test`; ~10 min)
+	@mkdir -p $(dir $(RELIABILITY_RESULTS)) && rm -f $(RELIABILITY_RESULTS)
+	@RELIABILITY_RESULTS=$(RELIABILITY_RESULTS) $(RUN) pytest -n $(PYTEST_WORKERS) -q \
+		-m "reliability or not reliability" syncflow_dagster_tests/reliability; \
+	status=$$?; $(RUN) python -m syncflow_dagster_tests.reliability.results $(RELIABILITY_RESULTS); \
+	exit $$status
 
 lint:
 	$(RUN) ruff check .
