@@ -7,12 +7,17 @@ config (``dagster job launch``), as a user's or a schedule's would.
 """
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from syncflow_dagster.background import schedules as bg
+from syncflow_dagster.background.schedules import BackgroundDefaults
+from syncflow_dagster.config.loader import load_catalog
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.emulators.apismith import DatasetSpec
+from syncflow_dagster.settings import load_settings
 from syncflow_dagster.testing.apismith import running_apismith
 from syncflow_dagster.testing.dagster_daemon import local_deployment
 from syncflow_dagster.testing.schedulehub import running_schedulehub
@@ -134,3 +139,56 @@ def test_a_configuration_error_is_not_retried(tmp_path: Path, pg_url: str) -> No
             assert failed.status == dg.DagsterRunStatus.FAILURE
             time.sleep(8)  # the daemon had its chance to retry
             assert len(world.runs("sync_items_job")) == 1
+
+
+def test_the_background_sensor_launches_a_night_in_the_window_with_a_real_daemon(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A background sync whose window is open now: the daemon's sensor runs it to done."""
+    store = StateStore(pg_url)
+    store.migrate()
+    now = datetime.now(UTC)
+    start, end = (
+        (now - timedelta(hours=1)).strftime("%H:%M"),
+        (now + timedelta(hours=2)).strftime("%H:%M"),
+    )
+    spec = DatasetSpec(seed=15, work_orders=3_000, operations_per_order=0, bad_fraction=0)
+    with (
+        running_apismith(spec, token=APISMITH_TOKEN) as api,
+        running_schedulehub(token=SCHEDULEHUB_TOKEN) as hub,
+    ):
+        env = {
+            "APISMITH_URL": api.url,
+            "SCHEDULEHUB_URL": hub.url,
+            "APISMITH_TOKEN": APISMITH_TOKEN,
+            "SCHEDULEHUB_TOKEN": SCHEDULEHUB_TOKEN,
+            "DATABASE_URL": pg_url,
+            "SENSOR_INTERVAL_SECONDS": "2",
+            "BACKGROUND_CHUNK_ROWS": "1000",
+            "ERP_TIMEZONE": "UTC",
+        }
+        settings = load_settings(**{k.lower(): v for k, v in env.items()})
+        catalog = load_catalog(settings.entities_dir)
+        defaults = BackgroundDefaults.from_settings(settings)
+        # Items first (their cadence schedule runs at :15); the orders in the background.
+        bg.update_schedule(
+            store, catalog, defaults, "work_orders", window_start=start, window_end=end
+        )
+        bg.pause_schedule(store, catalog, defaults, "work_order_operations", "not in this test")
+        with local_deployment(tmp_path, env) as world:
+            world.launch("sync_items_job")
+            assert world.finished_run("sync_items_job").status == dg.DagsterRunStatus.SUCCESS
+            night = world.finished_run("sync_work_orders_background_job", timeout=240)
+            assert night.status == dg.DagsterRunStatus.SUCCESS, world.tail()
+            assert night.tags["syncflow/trigger"] == "background_sync_sensor"
+            row = store.get_background("work_orders")
+            assert row is not None and row.status == "done", row
+            assert row.rows_done == 3_000 and row.rows_total == 3_000
+            background = [b for b in store.recent_batches("work_orders") if b["mode"] != "retry"]
+            assert background[0]["partition_key"] == night.tags["dagster/partition"]
+            # Orders read before their items reached the hub wait, and the sensors deliver
+            # them once the items' sync succeeded: in the end the hub holds every order.
+            world.wait_for(
+                "every order at the hub", lambda: hub.store.count("work_orders") == 3_000
+            )
+    store.dispose()
