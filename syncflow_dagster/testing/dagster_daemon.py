@@ -104,6 +104,14 @@ def local_deployment(tmp: Path, env: Mapping[str, str]) -> Iterator[LocalDeploym
         f"      working_directory: {PROJECT_DIR}\n"
     )
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
+    # Create the instance's storage here, before the daemon starts: two processes
+    # creating the same SQLite schemas at once can fail one of them.
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.get_runs(limit=1)
+    instance.event_log_storage.get_event_records(
+        dg.EventRecordsFilter(dg.DagsterEventType.RUN_SUCCESS), limit=1
+    )
+    instance.all_instigator_state()
     log = tmp / "daemon.log"
     with log.open("wb") as out:
         daemon = subprocess.Popen(
@@ -113,7 +121,6 @@ def local_deployment(tmp: Path, env: Mapping[str, str]) -> Iterator[LocalDeploym
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    instance = dg.DagsterInstance.from_config(str(home))
     try:
         yield LocalDeployment(home, workspace, full_env, instance, daemon, log)
     finally:
