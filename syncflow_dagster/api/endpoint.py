@@ -97,6 +97,8 @@ class Endpoint:
     query_model: type[BaseModel] | None = None
     body_model: type[BaseModel] | None = None
     body_kind: str = "json"
+    body_required: bool = True
+    """False: an empty body means the body model's defaults."""
     """``json``: the body model as JSON; ``entity``: entity YAML (or the same as JSON)."""
     errors: tuple[int, ...] = ()
     """Problem statuses the handler may answer besides 401/403/422."""
@@ -107,8 +109,8 @@ class Endpoint:
 
     @property
     def operation_id(self) -> str:
-        """The handler's name."""
-        return self.handler.__name__.lstrip("_")
+        """The area and the handler's name (unique in the document)."""
+        return f"{self.tag}_{self.handler.__name__.lstrip('_')}"
 
 
 def _loc(parts: tuple[Any, ...], where: str) -> str:
@@ -151,6 +153,8 @@ async def _body(request: Request, endpoint: Endpoint) -> tuple[BaseModel | None,
             413, f"the body is larger than {MAX_BODY} bytes", title="Content Too Large"
         )
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not raw.strip() and not endpoint.body_required and endpoint.body_model is not None:
+        return endpoint.body_model(), None
     if not raw.strip():
         raise ApiProblem(
             422,

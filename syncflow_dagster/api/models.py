@@ -443,3 +443,128 @@ class PendingList(Out):
 
     items: list[PendingChild]
     next_after_id: int | None
+
+
+# --- schedules (background syncs) ------------------------------------------------------------
+
+
+class SchedulePath(BaseModel):
+    """The entity whose background sync it is."""
+
+    entity: str = Field(min_length=1, max_length=100)
+
+
+class ScheduleFields(Body):
+    """What a background sync's row may say (each optional; ``null`` leaves the default)."""
+
+    window_start: str | None = Field(default=None, max_length=8, description="HH:MM in the zone")
+    window_end: str | None = Field(default=None, max_length=8, description="HH:MM in the zone")
+    timezone: str | None = Field(default=None, max_length=64, description="IANA zone")
+    rows_per_night: int | None = Field(default=None, ge=1, description="the nightly budget")
+    target_nights: int | None = Field(
+        default=None, ge=1, description="spread the rows over this many nights instead"
+    )
+    mode: Literal["incremental", "full"] | None = None
+
+
+class ScheduleCreate(ScheduleFields):
+    """A new background sync for an entity."""
+
+    entity: str = Field(min_length=1, max_length=100)
+
+
+class PauseRequest(Body):
+    """Why the background sync is held."""
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class Schedule(Out):
+    """A background sync: its row, its budget and the nights it still needs."""
+
+    entity: str
+    window_start: str
+    window_end: str
+    timezone: str
+    rows_per_night: int | None
+    target_nights: int | None
+    mode: str
+    status: str
+    on_hold: bool
+    rows_done: int
+    rows_total: int | None
+    nights_used: int
+    night: str | None
+    night_rows: int
+    chunk_seconds: float | None
+    trigger_requested_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None
+    last_error: str | None
+    last_run_id: str | None
+    budget: int
+    nights_left: int | None
+
+
+class ScheduleList(RootModel[list[Schedule]]):
+    """Every background sync, by entity."""
+
+
+class ScheduleStats(Out):
+    """A background sync's progress figures."""
+
+    entity: str
+    status: str
+    on_hold: bool
+    rows_done: int
+    rows_total: int | None
+    done_share: float | None
+    nights_used: int
+    nights_left: int | None
+    budget: int
+    night: str | None
+    night_rows: int
+    chunk_seconds: float | None
+    last_error: str | None
+    last_run_id: str | None
+
+
+class ScheduleStatsList(RootModel[list[ScheduleStats]]):
+    """Every background sync's figures."""
+
+
+class ScheduleDeleted(Out):
+    """A background sync removed (its reading position stays)."""
+
+    entity: str
+    deleted: bool
+
+
+class InstigatorState(Out):
+    """A Dagster schedule or sensor of SyncFlow and whether it runs."""
+
+    name: str
+    kind: Literal["schedule", "sensor"]
+    status: Literal["RUNNING", "STOPPED"]
+
+
+class SchedulesStatus(Out):
+    """Dagster's schedules and sensors, and the background syncs' states."""
+
+    instigators: list[InstigatorState]
+    background: list[ScheduleStats]
+    dagster_error: str | None = None
+
+
+class SwitchRequest(Body):
+    """Which schedules and sensors to switch (none named: every one of SyncFlow's)."""
+
+    names: list[str] = Field(default_factory=list, max_length=200)
+
+
+class SwitchResult(Out):
+    """The schedules and sensors after the switch."""
+
+    switched: list[str]
+    instigators: list[InstigatorState]

@@ -97,7 +97,7 @@ def _operation(e: Endpoint, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
             }
         else:
             op["requestBody"] = {
-                "required": True,
+                "required": e.body_required,
                 "content": {"application/json": {"schema": refs[(e.body_model, "validation")]}},
             }
     responses: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from syncflow_dagster.api.routes import ENDPOINTS
 from syncflow_dagster.logs import setup_logging
 from syncflow_dagster_tests.api.conftest import JWT_SECRET, OPERATOR_TOKEN, READ_TOKEN, Api
 
-PLACEHOLDERS = {"run": "items", "name": "items", "id": "1"}
+PLACEHOLDERS = {"run": "items", "name": "items", "id": "1", "entity": "items"}
 
 
 def _path(template: str) -> str:
@@ -39,6 +39,8 @@ WRITES = [e for e in ENDPOINTS if e.role == "operator"]
 
 def test_the_document_lists_every_area_and_only_health_is_public(api: Api) -> None:
     doc = api.client.get("/api/v1/openapi.json").json()
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids)) == len(ENDPOINTS)
     public = sorted(
         path for path, ops in doc["paths"].items() for op in ops.values() if op["security"] == []
     )

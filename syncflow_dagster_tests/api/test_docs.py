@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from syncflow_dagster.api.app import create_app
+from syncflow_dagster.api.dagster import Instigator
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.emulators.apismith import DatasetSpec
 from syncflow_dagster.emulators.common.serving import serve_in_thread
@@ -50,6 +51,11 @@ def test_every_sh_block_of_the_api_doc_runs(tmp_path: Path) -> None:
         store = StateStore.from_settings(settings).ensure_schema()
         _seed(store)
         dagster = FakeDagster()
+        for name, kind in (
+            ("sync_items_schedule", "schedule"),
+            ("background_sync_sensor", "sensor"),
+        ):
+            dagster.switches[name] = Instigator(name, kind, "RUNNING")
         app = create_app(settings, store=store, dagster=dagster)
         with serve_in_thread(app) as url:
             env = {
@@ -78,3 +84,5 @@ def test_every_sh_block_of_the_api_doc_runs(tmp_path: Path) -> None:
     jobs = [job for job, _, _ in dagster.launched]
     assert jobs == ["sync_items_job", "sync_work_orders_job", "resolve_failed_records_job"]
     assert not (settings.entities_dir / "machines.yaml").exists()
+    assert dagster.switches["sync_items_schedule"].status == "STOPPED"
+    assert dagster.switches["background_sync_sensor"].status == "RUNNING"

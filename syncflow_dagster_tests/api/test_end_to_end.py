@@ -7,6 +7,8 @@ retry a run worker made (APISmith answered 503 once) reaches the API through
 the shared Prometheus directory and Dagster's event log holds the retry's
 WARNING. A long run (the hub slowed by latency faults) is stopped over the
 API: Dagster cancels it, its batch is closed, the entity's lease is free.
+Health sees every dependency up; an entity change reloads the code location;
+SyncFlow's schedules and sensors are switched on and off through GraphQL.
 """
 
 import shutil
@@ -100,6 +102,7 @@ def test_syncs_started_watched_and_stopped_over_the_api(tmp_path: Path, pg_url: 
                 _sync_to_success(api, world, spec)
                 _stop_a_long_run(api, world)
                 _health_and_reload(api, world)
+                _switch_schedules_and_sensors(api)
 
 
 def _sync_to_success(api: str, world: DevDeployment, spec: DatasetSpec) -> None:
@@ -202,3 +205,22 @@ def _health_and_reload(api: str, world: DevDeployment) -> None:
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["code_location"]["reloaded"] is True, changed.text
+
+
+def _switch_schedules_and_sensors(api: str) -> None:
+    status = httpx.get(f"{api}/api/v1/schedules/status", headers=READ, timeout=60).json()
+    assert status["dagster_error"] is None
+    kinds = {i["name"]: (i["kind"], i["status"]) for i in status["instigators"]}
+    assert kinds["dead_runs_sensor"] == ("sensor", "STOPPED")  # BACKGROUND_SYNC_ENABLED=false
+    assert kinds["sync_items_schedule"] == ("schedule", "STOPPED")
+    names = ["dead_runs_sensor", "sync_items_schedule"]
+    started = httpx.post(
+        f"{api}/api/v1/schedules/start", headers=AUTH, json={"names": names}, timeout=60
+    )
+    assert started.status_code == 200, started.text
+    assert sorted(started.json()["switched"]) == names
+    running = {i["name"] for i in started.json()["instigators"] if i["status"] == "RUNNING"}
+    assert running == set(names)
+    stopped = httpx.post(f"{api}/api/v1/schedules/stop", headers=AUTH, timeout=60).json()
+    assert sorted(stopped["switched"]) == names
+    assert {i["status"] for i in stopped["instigators"]} == {"STOPPED"}
