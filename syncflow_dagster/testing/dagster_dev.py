@@ -83,6 +83,14 @@ def dagster_dev(tmp: Path, env: Mapping[str, str], timeout: float = 240) -> Iter
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
+    # Create the instance's storage before the webserver and the daemon start: two
+    # processes creating the same SQLite schemas at once can fail one of them.
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.get_runs(limit=1)
+    instance.event_log_storage.get_event_records(
+        dg.EventRecordsFilter(dg.DagsterEventType.RUN_SUCCESS), limit=1
+    )
+    instance.all_instigator_state()
     log = tmp / "dagster-dev.log"
     command = [
         str(Path(sys.executable).with_name("dagster")),
@@ -103,12 +111,9 @@ def dagster_dev(tmp: Path, env: Mapping[str, str], timeout: float = 240) -> Iter
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    instance = None
     try:
-        deployment = DevDeployment(url, home, full_env, None, process, log)  # type: ignore[arg-type]
+        deployment = DevDeployment(url, home, full_env, instance, process, log)
         deployment.wait_for("the webserver to serve SyncFlow", lambda: _serving(url), timeout)
-        instance = dg.DagsterInstance.from_config(str(home))
-        deployment.instance = instance
         yield deployment
     finally:
         if process.poll() is None:
@@ -118,5 +123,4 @@ def dagster_dev(tmp: Path, env: Mapping[str, str], timeout: float = 240) -> Iter
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if instance is not None:
-            instance.dispose()
+        instance.dispose()
