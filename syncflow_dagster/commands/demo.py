@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import polars as pl
@@ -20,15 +20,16 @@ import polars as pl
 from syncflow_dagster.config.loader import load_catalog
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
-from syncflow_dagster.emulators.apismith import DatasetSpec, ErpDataset
 from syncflow_dagster.metrics import METRIC_NAMES
 from syncflow_dagster.orchestration.build import build_definitions
 from syncflow_dagster.orchestration.factories.sync_job import sync_all_run_config, sync_job_name
 from syncflow_dagster.paths import PROJECT_DIR
 from syncflow_dagster.settings import Settings, load_settings
-from syncflow_dagster.testing.apismith import running_apismith
-from syncflow_dagster.testing.reconcile import expected_records, reconcile
-from syncflow_dagster.testing.schedulehub import running_schedulehub
+
+if TYPE_CHECKING:
+    # The demo runs on the sandbox (emulators, reconciliation): imported inside the
+    # functions that use it, so that importing the command line never loads it.
+    from syncflow_dagster.emulators.apismith import ErpDataset
 
 SHOWN = [m for m in METRIC_NAMES if m != "duration_ms"]
 
@@ -54,6 +55,11 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
 
 @contextmanager
 def _emulators(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    # The sandbox, loaded only when the demo runs (the product never imports it).
+    from syncflow_dagster.emulators.apismith import DatasetSpec  # noqa: PLC0415
+    from syncflow_dagster.testing.apismith import running_apismith  # noqa: PLC0415
+    from syncflow_dagster.testing.schedulehub import running_schedulehub  # noqa: PLC0415
+
     spec = DatasetSpec(
         seed=args.seed,
         work_orders=args.rows,
@@ -107,7 +113,7 @@ def _print_tables(rounds: list[tuple[str, dict[str, dict[str, int]]]], entities:
             print(f"  {m:<20}" + "".join(f"{r[entity][m]:>16,}" for _, r in rounds))
 
 
-def _change_the_erp(dataset: ErpDataset) -> list[str]:
+def _change_the_erp(dataset: "ErpDataset") -> list[str]:
     """Updates, inserts, deletes, and a child inserted before its parent."""
     notes = []
     updated = dataset.update(
@@ -137,6 +143,8 @@ def _change_the_erp(dataset: ErpDataset) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Three rounds: initial load; ERP changes; the missing parent arrives."""
+    from syncflow_dagster.testing.reconcile import expected_records, reconcile  # noqa: PLC0415
+
     base = load_settings()
     base.data_dir.mkdir(parents=True, exist_ok=True)
     instance = _instance(base)

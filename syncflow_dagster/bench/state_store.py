@@ -1,6 +1,6 @@
 """Benchmark of the state store's hot path on a throwaway, durable PostgreSQL.
 
-    uv run python -m syncflow_dagster.edges.state.bench [--rows 1000000] [--repeat 5] [--baselines]
+    uv run python -m syncflow_dagster.bench.state_store [--rows 1000000] [--repeat 5] [--baselines]
 
 Prints min / median / max wall time per operation. ``--baselines`` also times
 the plainer designs the store replaced (the "before" of each optimisation) on
