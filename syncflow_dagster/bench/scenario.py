@@ -1,12 +1,15 @@
 r"""One benchmark scenario: one real Dagster run of a sync job, in a process of its own.
 
     python -m syncflow_dagster.bench.scenario --job sync_work_orders_job --mode full \\
-        --partition 2026-11-25 --out result.json
+        --partition 2026-11-25 --out result.json [--watch postgresql=PID:tree ...]
 
 Settings come from the environment (APISMITH_URL, SCHEDULEHUB_URL, DATABASE_URL,
-the tokens, DAGSTER_HOME), as for any run. The clock covers ``execute_in_process``
-only (the run, its ops, its IO manager and its event writes), not the imports;
-the peak RSS is the whole process's.
+the tokens, DAGSTER_HOME, BACKGROUND_*), as for any run. The clock covers
+``execute_in_process`` only (the run, its ops, its IO manager and its event
+writes), not the imports; the peak RSS is the whole process's. The CPU seconds
+cover the same interval: this process's, and each ``--watch``ed process's
+(PostgreSQL, the emulators; see ``cpu.py``). Without ``--mode`` the job runs
+without run config (``sync_<entity>_background_job``: one night, chunk by chunk).
 """
 
 import argparse
@@ -20,6 +23,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
+from syncflow_dagster.bench import cpu
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.orchestration.build import build_definitions
 from syncflow_dagster.settings import load_settings
@@ -72,28 +76,37 @@ def warm_up(instance: dg.DagsterInstance) -> None:
     "localhost".encode("idna")
 
 
-def run_scenario(job: str, mode: str, partition: str) -> dict[str, Any]:
-    """Run the job once; its wall time, stage times, batch metrics and peak RSS."""
+def run_scenario(
+    job: str, mode: str | None, partition: str, watched: list[cpu.Watched] | None = None
+) -> dict[str, Any]:
+    """Run the job once; its wall time, stage times, batch metrics, peak RSS and CPU seconds."""
     instance = dg.DagsterInstance.get()
     warm_up(instance)
     defs = build_definitions(load_settings())
     job_def = defs.get_job_def(job)
-    config = {"ops": {"fetch": {"config": {"mode": mode}}}}
+    config = {"ops": {"fetch": {"config": {"mode": mode}}}} if mode else None
+    before = cpu.snapshot(watched or [])
     started = time.perf_counter()
     result = job_def.execute_in_process(
         run_config=config, instance=instance, partition_key=partition, raise_on_error=False
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = cpu.spent(before, cpu.snapshot(watched or []))
     meta = _track_metadata(result)
+    stage_seconds = meta.pop("stage_seconds", {})
     return {
         "job": job,
         "mode": mode,
         "success": result.success,
         "run_id": result.run_id,
         "seconds": seconds,
-        "stage_seconds": meta.pop("stage_seconds", {}),
+        "stage_seconds": stage_seconds,
         "metrics": {k: v for k, v in meta.items() if isinstance(v, int)},
+        "metadata": {
+            k: v for k, v in meta.items() if isinstance(v, int | float | str | list | dict)
+        },
         "peak_rss_mb": peak_rss_mb(),
+        "cpu_seconds": cpu_seconds,
     }
 
 
@@ -101,11 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run one scenario and write its figures as JSON."""
     parser = argparse.ArgumentParser(prog="python -m syncflow_dagster.bench.scenario")
     parser.add_argument("--job", required=True)
-    parser.add_argument("--mode", choices=["incremental", "full"], required=True)
+    parser.add_argument("--mode", choices=["incremental", "full"], default=None)
     parser.add_argument("--partition", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="NAME=PID[:tree]",
+        help="a process whose CPU seconds during the run to report (:tree with its children)",
+    )
     args = parser.parse_args(argv)
-    figures = run_scenario(args.job, args.mode, args.partition)
+    watched = [cpu.Watched.parse(spec) for spec in args.watch]
+    figures = run_scenario(args.job, args.mode, args.partition, watched)
     args.out.write_text(json.dumps(figures, indent=2))
     return 0 if figures["success"] else 1
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from syncflow_dagster.bench import cpu
 from syncflow_dagster.bench.pipeline import SCENARIOS, run_benchmark, update_docs, write_results
 
 
@@ -13,6 +14,10 @@ def test_small_benchmark_runs_every_scenario_exactly(tmp_path: Path) -> None:
     for r in results:
         assert r.exact, (r.key, r.problems)
         assert r.seconds > 0 and r.peak_rss_mb > 0 and r.stage_seconds
+        # CPU seconds of each process during the run: SyncFlow's own and its neighbours'.
+        assert list(r.cpu_seconds) == list(cpu.ORDER)
+        assert r.cpu_seconds[cpu.RUN] > 0 and r.cpu_seconds["postgresql"] > 0
+        assert r.cpu_per_million is not None and r.cpu_per_million > 0
     a, b, c, d, e = results
     assert a.metrics["inserted"] > 19_000 and a.metrics.get("unchanged", 0) == 0
     assert b.metrics.get("inserted", 0) == b.metrics.get("updated", 0) == 0
@@ -35,3 +40,4 @@ def test_small_benchmark_runs_every_scenario_exactly(tmp_path: Path) -> None:
     text = docs.read_text()
     assert "old" not in text and "before" in text and "after" in text
     assert "| (a) initial full sync |" in text
+    assert "| scenario | wall | SyncFlow run | PostgreSQL | APISmith | ScheduleHub |" in text
