@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import orjson
 import polars as pl
 import pytest
@@ -286,6 +287,17 @@ def run_and_kill(
     return Kill(hit, round(offset, 3), writes), child
 
 
+def failure_of(result: dg.ExecuteInProcessResult) -> str:
+    """The error a failed run's first failed step raised (Dagster's wrapper unwrapped)."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    if not failures or failures[0].step_failure_data.error is None:
+        return "no step failed"
+    error = failures[0].step_failure_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 @pytest.mark.parametrize(("trial", "aim"), _trials())
 def test_a_run_killed_anywhere_then_rerun_after_erp_changes_leaves_the_hub_exact(
     make_harness: MakeHarness, tmp_path: Path, trial: int, aim: str
@@ -326,7 +338,7 @@ def test_a_run_killed_anywhere_then_rerun_after_erp_changes_leaves_the_hub_exact
     check = h.reconcile(["items", "work_orders"])
     problems = list(check.problems)
     if not result.success:
-        problems.insert(0, f"the rerun failed: {rerun['error']}")
+        problems.insert(0, f"the rerun failed: {failure_of(result)}")
     hub_n, expected_n = check.counts["work_orders"]
     state_n = h.store.count_state("work_orders")
     if hub_n != expected_n:
