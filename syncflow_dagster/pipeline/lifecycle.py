@@ -36,6 +36,25 @@ RunStatus = Callable[[str], str | None]
 
 FINISHED_RUN_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
+LEASE_GONE = "no longer holds a live lease"
+"""How an abandoned batch names a run that died without the orchestrator knowing."""
+
+
+def died_unseen(store: StateStore, run_id: str) -> str | None:
+    """Why a run the orchestrator still thinks is running is dead, or None if it may live.
+
+    A run executed outside a launcher (``dagster job execute``, a script) that
+    is killed stays STARTED for ever, holding its entity's place in the run
+    queue. Its batch, abandoned because its lease died, says that it is gone.
+    """
+    batches = store.batches_of_run(run_id)
+    if not batches or any(b["status"] == "running" for b in batches):
+        return None
+    for batch in reversed(batches):
+        if LEASE_GONE in (batch["error"] or ""):
+            return str(batch["error"])
+    return None
+
 
 @dataclass
 class LeaseKeeper:
@@ -273,7 +292,7 @@ def close_dead_batches(
         if status in FINISHED_RUN_STATUSES:
             reason = f"run {run_id} ended ({status.lower()}) without closing its batch"
         elif not alive:
-            reason = f"run {run_id} no longer holds a live lease on '{batch['entity']}'"
+            reason = f"run {run_id} {LEASE_GONE} on '{batch['entity']}'"
         else:
             continue
         if abandon_batch(store, batch["id"], reason):

@@ -6,6 +6,8 @@ sends the waiting work order. Every run goes through the run queue with no run
 config (``dagster job launch``), as a user's or a schedule's would.
 """
 
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +26,20 @@ from syncflow_dagster.testing.schedulehub import running_schedulehub
 from syncflow_dagster_tests.orchestration.conftest import APISMITH_TOKEN, SCHEDULEHUB_TOKEN
 
 
+def _hold_background_syncs(pg_url: str) -> None:
+    """Hold the shipped background syncs: their sensor would launch runs in tonight's window."""
+    store = StateStore(pg_url)
+    settings = load_settings()
+    catalog = load_catalog(settings.entities_dir)
+    defaults = BackgroundDefaults.from_settings(settings)
+    for schedule in bg.list_schedules(store, catalog, defaults):
+        bg.pause_schedule(store, catalog, defaults, schedule.entity, "not in this test")
+    store.dispose()
+
+
 def test_a_sensor_delivers_the_child_once_its_parent_is_synced(tmp_path: Path, pg_url: str) -> None:
     StateStore(pg_url).migrate()
+    _hold_background_syncs(pg_url)
     spec = DatasetSpec(seed=12, work_orders=40, operations_per_order=1, bad_fraction=0)
     with (
         running_apismith(spec, token=APISMITH_TOKEN) as api,
@@ -86,6 +100,7 @@ def test_a_run_that_failed_for_a_transient_reason_is_retried_by_the_daemon(
     tmp_path: Path, pg_url: str
 ) -> None:
     StateStore(pg_url).migrate()
+    _hold_background_syncs(pg_url)
     spec = DatasetSpec(seed=13, work_orders=40, operations_per_order=0, bad_fraction=0)
     # The first ingest request and its one retry get 503: the run fails, transiently.
     down = "only=/api/v1/ingest,at=1:503;2:503"
@@ -121,6 +136,7 @@ def test_a_run_that_failed_for_a_transient_reason_is_retried_by_the_daemon(
 def test_a_configuration_error_is_not_retried(tmp_path: Path, pg_url: str) -> None:
     """A permanent failure fails the same way again: the daemon leaves it to a person."""
     StateStore(pg_url).migrate()
+    _hold_background_syncs(pg_url)
     spec = DatasetSpec(seed=14, work_orders=20, operations_per_order=0, bad_fraction=0)
     with (
         running_apismith(spec, token=APISMITH_TOKEN) as api,
@@ -192,3 +208,83 @@ def test_the_background_sensor_launches_a_night_in_the_window_with_a_real_daemon
                 "every order at the hub", lambda: hub.store.count("work_orders") == 3_000
             )
     store.dispose()
+
+
+def test_a_killed_cli_run_never_blocks_the_queue(tmp_path: Path, pg_url: str) -> None:
+    """A run killed under `dagster job execute` stays STARTED for Dagster; the sensors fail it.
+
+    With one run per entity in the queue, the next queued run of that entity
+    would wait for ever behind it. The killed run's lease dies with its process,
+    dead_runs_sensor abandons its batch and reports the run failed, and the
+    queued run goes.
+    """
+    StateStore(pg_url).migrate()
+    _hold_background_syncs(pg_url)
+    spec = DatasetSpec(seed=16, work_orders=1_500, operations_per_order=0, bad_fraction=0)
+    with (
+        running_apismith(spec, token=APISMITH_TOKEN) as api,
+        running_schedulehub(token=SCHEDULEHUB_TOKEN, faults="latency=1.0:100") as hub,
+    ):
+        env = {
+            "APISMITH_URL": api.url,
+            "SCHEDULEHUB_URL": hub.url,
+            "APISMITH_TOKEN": APISMITH_TOKEN,
+            "SCHEDULEHUB_TOKEN": SCHEDULEHUB_TOKEN,
+            "DATABASE_URL": pg_url,
+            "SENSOR_INTERVAL_SECONDS": "2",
+            "DEFAULT_BATCH_SIZE": "25",
+            "SYNC_WORKER_THREADS": "1",
+        }
+        with local_deployment(tmp_path, env) as world:
+            world.launch("sync_items_job")
+            assert world.finished_run("sync_items_job").status == dg.DagsterRunStatus.SUCCESS
+            cli = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("dagster")),
+                    "job",
+                    "execute",
+                    "-m",
+                    "syncflow_dagster.definitions",
+                    "-j",
+                    "sync_work_orders_job",
+                ],
+                env=world.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+            def ingesting() -> bool:
+                started = [
+                    r
+                    for r in world.runs("sync_work_orders_job")
+                    if r.status == dg.DagsterRunStatus.STARTED
+                ]
+                return bool(started) and hub.store.count("work_orders") > 50
+
+            try:
+                world.wait_for("the CLI run ingesting", ingesting)
+            finally:
+                cli.kill()
+                cli.wait()
+            [killed] = world.runs("sync_work_orders_job")
+            world.launch("sync_work_orders_job")  # queued behind the dead run's slot
+            # Dagster has no way to tell the run died; the sensors do, from its lease.
+            world.wait_for(
+                "the dead run failed",
+                lambda: (
+                    world.instance.get_run_by_id(killed.run_id).status  # type: ignore[union-attr]
+                    == dg.DagsterRunStatus.FAILURE
+                ),
+            )
+            failures = world.instance.all_logs(
+                killed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+            )
+            assert any("no longer holds a live lease" in (e.message or "") for e in failures)
+            rerun = world.finished_run("sync_work_orders_job", after=1)
+            assert rerun.status == dg.DagsterRunStatus.SUCCESS, world.tail()
+            assert hub.store.count("work_orders") == 1_500
+            store = StateStore(pg_url)
+            batches = sorted(store.recent_batches("work_orders"), key=lambda b: b["id"])
+            assert batches[0]["status"] == "failed" and "lease" in batches[0]["error"]
+            assert batches[-1]["status"] == "succeeded"
+            store.dispose()

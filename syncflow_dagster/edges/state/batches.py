@@ -70,6 +70,13 @@ class BatchOps(PositionOps, LeaseOps):
         with self._write() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def batches_of_run(self, run_id: str) -> list[dict[str, Any]]:
+        """``id``, ``entity``, ``status`` and ``error`` of a run's batches, oldest first."""
+        c = sync_batches.c
+        stmt = select(c.id, c.entity, c.status, c.error).where(c.run_id == run_id).order_by(c.id)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
     def running_batches(self, entity: str | None = None) -> list[dict[str, Any]]:
         """``id``, ``entity`` and ``run_id`` of the batches (of one entity) still running."""
         c = sync_batches.c

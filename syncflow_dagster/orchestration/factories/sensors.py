@@ -25,7 +25,11 @@ import polars as pl
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.orchestration.resources import StateStoreResource
 from syncflow_dagster.orchestration.tags import ENTITY_TAG, TRIGGER_TAG
-from syncflow_dagster.pipeline.lifecycle import close_dead_batches, fail_batch_of_run
+from syncflow_dagster.pipeline.lifecycle import (
+    close_dead_batches,
+    died_unseen,
+    fail_batch_of_run,
+)
 
 DUE_PAGE = 1000
 """Due waiting children read per tick; the cursor moves on through a longer queue."""
@@ -136,9 +140,18 @@ def build_dead_runs_sensor(enabled: bool, interval_seconds: int = 30) -> dg.Sens
             return None if run is None else run.status.value
 
         closed = close_dead_batches(state.store, run_status)
-        return dg.SkipReason(
-            f"closed the batches of dead runs: {closed}" if closed else "no dead runs"
-        )
+        # Dagster cannot see that a run executed outside a launcher died: it stays STARTED
+        # and holds its entity's place in the run queue. Its abandoned batch says it is gone.
+        failed = []
+        started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+        for run in instance.get_runs(filters=started, limit=200):
+            why = died_unseen(state.store, run.run_id)
+            if why is not None:
+                instance.report_run_failed(run, message=f"SyncFlow: {why}")
+                failed.append(run.run_id)
+        if closed or failed:
+            return dg.SkipReason(f"closed the batches {closed}; failed the dead runs {failed}")
+        return dg.SkipReason("no dead runs")
 
     return dead_runs
 
