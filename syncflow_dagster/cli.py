@@ -1,9 +1,13 @@
 """`syncflow`: the project's command line. Each subcommand lives in `commands/`."""
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
+
+from syncflow_dagster.logs import setup_logging
+from syncflow_dagster.settings import SettingsError, load_settings
 
 # module name in syncflow_dagster.commands -> one-line help
 COMMANDS: dict[str, str] = {
@@ -33,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `syncflow` console script."""
     args = build_parser().parse_args(argv)
+    # LOG_LEVEL, DEBUG and APP_ENV for every subcommand; a bad setting is the
+    # subcommand's to report (it reads the settings itself and says what is wrong).
+    with contextlib.suppress(SettingsError):
+        setup_logging(load_settings())
     return int(args.handler(args) or 0)
 
 

@@ -6,6 +6,7 @@ location (calling ``defs``), never when this module is imported.
 
 import dagster as dg
 
+from syncflow_dagster.logs import set_level
 from syncflow_dagster.orchestration.build import build_definitions
 from syncflow_dagster.settings import load_settings
 
@@ -13,4 +14,6 @@ from syncflow_dagster.settings import load_settings
 @dg.definitions
 def defs() -> dg.Definitions:
     """SyncFlow's definitions, from the environment's settings."""
-    return build_definitions(load_settings())
+    settings = load_settings()
+    set_level(settings)
+    return build_definitions(settings)

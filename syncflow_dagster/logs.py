@@ -130,6 +130,15 @@ def effective_level(settings: Settings) -> int:
     return logging.DEBUG if settings.debug else logging.getLevelNamesMapping()[settings.log_level]
 
 
+def set_level(settings: Settings) -> None:
+    """Apply LOG_LEVEL / DEBUG to SyncFlow's loggers only (inside Dagster's processes).
+
+    In the code location Dagster owns the handlers: ``python_logs`` in the
+    instance file routes the ``syncflow_dagster`` logger into the event log.
+    """
+    logging.getLogger(ROOT_LOGGER).setLevel(effective_level(settings))
+
+
 def setup_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
     """Apply LOG_LEVEL / DEBUG and the APP_ENV format to this process's logging.
 

@@ -246,8 +246,21 @@ def update_schedule(
     return _schedule(store.update_background(entity, **checked), defaults)
 
 
-def delete_schedule(store: StateStore, entity: str) -> bool:
-    """Remove the entity's background sync (its reading position stays); whether it had one."""
+def delete_schedule(
+    store: StateStore, catalog: EntityCatalog, defaults: BackgroundDefaults, entity: str
+) -> bool:
+    """Remove the entity's background sync (its reading position stays); whether it had one.
+
+    Raises:
+        ScheduleError: the entity is ``nightly`` in its YAML, so its row would be
+            made again at the next read: hold it instead (or change the YAML).
+    """
+    if entity in catalog.entities and catalog[entity].sync.schedule.nightly:
+        raise ScheduleError(
+            f"'{entity}' is nightly in {catalog.where(entity, 'sync.schedule.nightly')}: its "
+            "background sync comes from the YAML and cannot be deleted; pause it "
+            "(`syncflow schedules pause`), or remove schedule.nightly from the YAML"
+        )
     return store.delete_background(entity)
 
 

@@ -154,7 +154,7 @@ def _run(
                 print(f"{name:>22}: {value}")
         return 0
     if action == "delete":
-        existed = bg.delete_schedule(store, args.entity)
+        existed = bg.delete_schedule(store, catalog, defaults, args.entity)
         print(f"{args.entity}: background sync {'deleted' if existed else 'did not exist'}")
         return 0 if existed else 2
     if action in ("create", "update"):

@@ -44,7 +44,7 @@ from syncflow_dagster.edges.state.failed import action_entry, with_action
 from syncflow_dagster.errors import ConfigurationError, TransientError, error_kind
 from syncflow_dagster.pipeline.backoff import Backoff
 from syncflow_dagster.pipeline.delta import delta_step
-from syncflow_dagster.pipeline.fetch import RunInfo, mapping_identity, source_columns
+from syncflow_dagster.pipeline.fetch import RunInfo, mapping_identity, present_keys, source_columns
 from syncflow_dagster.pipeline.identity import identity_step
 from syncflow_dagster.pipeline.ingest import ingest_step
 from syncflow_dagster.pipeline.lifecycle import OpenBatch, fail_batch, finish_batch, open_batch
@@ -381,7 +381,28 @@ class _EntityRedo:
             ids = rows.get_column("id").to_list()
             store.resolve_failed(ids, why, action="retry")
             out.letters.extend(LetterOutcome(i, entity, "obsolete", why) for i in ids)
-        return newest.join(stale.select("id"), on="id", how="anti")
+        todo = newest.join(stale.select("id"), on="id", how="anti")
+        gone = self._gone_from_the_erp(todo)
+        if gone.height:
+            why = "obsolete: the ERP no longer has the record (it was deleted since)"
+            ids = gone.get_column("id").to_list()
+            store.resolve_failed(ids, why, action="retry")
+            out.letters.extend(LetterOutcome(i, entity, "obsolete", why) for i in ids)
+        return todo.join(gone.select("id"), on="id", how="anti")
+
+    def _gone_from_the_erp(self, letters: pl.DataFrame) -> pl.DataFrame:
+        """Letters whose record APISmith no longer lists: retrying one would bring it back.
+
+        Asked only when APISmith is at hand and some letter knows its key; a
+        letter whose key could not be read stays (its retry reads the line again).
+        """
+        keyed = letters.filter(pl.col("bk_hash").is_not_null())
+        if self.source is None or keyed.height == 0:
+            return letters.clear()
+        cfg = self.catalog[self.entity]
+        tz = cfg.source.timezone or self.default_tz
+        listed = present_keys(self.source, cfg, self._columns(), tz)
+        return keyed.filter(~pl.col("bk_hash").is_in(listed.implode()))
 
     def _columns(self) -> dict[str, str]:
         cfg = self.catalog[self.entity]

@@ -4,6 +4,7 @@ which the failed-records sensor retries once the hub is back; the rest of the ru
 import time
 
 import dagster as dg
+import orjson
 import polars as pl
 
 from syncflow_dagster.emulators.apismith import DatasetSpec
@@ -35,6 +36,10 @@ def test_an_unanswered_batch_is_dead_lettered_and_retried_by_the_sensor(
     assert letters.get_column("raw").null_count() == 0
     assert letters.get_column("next_retry_at").null_count() == 0
 
+    # Before the retry the ERP deletes one of those orders: retrying its letter must not
+    # bring it back to the hub.
+    gone_key = orjson.loads(letters.item(0, "source_key"))["WO_NO"]
+    h.api.dataset.delete_keys("work_orders", [[gone_key]])
     assert h.run_entity("work_orders").success  # the next sync reconciles with the hub
     time.sleep(0.1)  # the letters' first backoff elapses
     sensor = h.defs.get_sensor_def("failed_records_sensor")
@@ -52,6 +57,8 @@ def test_an_unanswered_batch_is_dead_lettered_and_retried_by_the_sensor(
     assert h.store.list_failed("work_orders").height == 0  # none open any more
     closed = h.store.list_failed("work_orders", status=None)
     assert (closed.get_column("status") == "resolved").all()
+    obsolete = closed.filter(pl.col("resolution").str.contains("no longer has the record"))
+    assert obsolete.height == 1
     check = h.reconcile(["items", "work_orders"])
     assert check.ok, check.problems
     assert pl.Series(h.store.unreconciled_batches("work_orders")).len() == 0

@@ -122,7 +122,14 @@ def update(ctx: ApiContext, call: Call) -> Schedule:
 def delete(ctx: ApiContext, call: Call) -> ScheduleDeleted:
     """Remove an entity's background sync (its reading position stays)."""
     entity = call.path_as(SchedulePath).entity
-    if not bg.delete_schedule(ctx.store, entity):
+
+    def remove(*args: Any) -> bool:
+        try:
+            return bg.delete_schedule(*args)
+        except bg.ScheduleError as exc:
+            raise _invalid(exc) from None
+
+    if not _acting(ctx, call, remove):
         raise not_found(f"'{entity}' has no background sync")
     return ScheduleDeleted(entity=entity, deleted=True)
 
