@@ -57,6 +57,6 @@ def test_an_old_postgresql_schema_stops_with_the_command_to_run(pg_url: str) -> 
 
 def test_an_empty_postgresql_database_says_it_has_no_schema(pg_url: str) -> None:
     store = StateStore(pg_url)
-    with pytest.raises(SchemaOutdatedError, match="has no SyncFlow schema.*syncflow db upgrade"):
+    with pytest.raises(SchemaOutdatedError, match=r"has no SyncFlow schema.*syncflow db upgrade"):
         store.ensure_schema()
     store.dispose()
