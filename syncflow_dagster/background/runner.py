@@ -27,8 +27,14 @@ from syncflow_dagster.edges.state import BackgroundRow, StateStore
 from syncflow_dagster.metrics import METRIC_NAMES
 from syncflow_dagster.pipeline.backoff import Backoff
 from syncflow_dagster.pipeline.chain import after_fetch
-from syncflow_dagster.pipeline.fetch import RunInfo, fetch_step, mapping_identity
-from syncflow_dagster.pipeline.lifecycle import OpenBatch, fail_batch, finish_batch, open_batch
+from syncflow_dagster.pipeline.fetch import fetch_step
+from syncflow_dagster.pipeline.lifecycle import (
+    OpenBatch,
+    RunInfo,
+    fail_batch,
+    finish_batch,
+    open_run_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +105,7 @@ def run_night(job: BackgroundRun, entity: str, night: str) -> NightResult:
     ):
         return _skip(job, entity, mode, f"tonight's full pass ({night}) is complete already")
 
-    version = store.register_mapping(entity, mapping_identity(cfg))
-    batch = open_batch(
-        store,
-        entity,
-        job.run.run_id,
-        mode,
-        partition_key=night,
-        mapping_version=version,
-        run_status=job.run.run_status,
-        lease_seconds=job.run.lease_seconds,
-    )
+    batch = open_run_batch(store, cfg, job.run, mode, partition_key=night)
     result = NightResult("paused", "", batch.batch_id)
     try:
         row = _begin_night(job, entity, night, mode, now)

@@ -35,7 +35,7 @@ from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.edges.state.tables import FAILED_STATUSES
 from syncflow_dagster.errors import ERROR_KINDS
 from syncflow_dagster.pipeline.backoff import Backoff
-from syncflow_dagster.pipeline.fetch import RunInfo
+from syncflow_dagster.pipeline.lifecycle import RunInfo
 from syncflow_dagster.pipeline.redo import redo_failed
 from syncflow_dagster.settings import Settings, load_settings
 

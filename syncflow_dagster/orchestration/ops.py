@@ -30,10 +30,10 @@ from syncflow_dagster.orchestration.resources import (
 )
 from syncflow_dagster.orchestration.tags import ENTITY_TAG
 from syncflow_dagster.pipeline.delta import delta_step
-from syncflow_dagster.pipeline.fetch import RunInfo, fetch_step
+from syncflow_dagster.pipeline.fetch import fetch_step
 from syncflow_dagster.pipeline.identity import identity_step
 from syncflow_dagster.pipeline.ingest import ingest_step
-from syncflow_dagster.pipeline.lifecycle import fail_batch
+from syncflow_dagster.pipeline.lifecycle import RunInfo, fail_batch
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.retry import retry_pending as retry_pending_step
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice

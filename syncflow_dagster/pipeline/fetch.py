@@ -30,13 +30,7 @@ from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import Position, StateStore
 from syncflow_dagster.edges.state.base import utcnow
 from syncflow_dagster.pipeline.keys import key_hashes
-from syncflow_dagster.pipeline.lifecycle import (
-    LEASE_SECONDS,
-    OpenBatch,
-    RunStatus,
-    fail_batch,
-    open_batch,
-)
+from syncflow_dagster.pipeline.lifecycle import OpenBatch, RunInfo, fail_batch, open_run_batch
 from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.pipeline.reconcile import reconcile_with_hub
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
@@ -46,22 +40,6 @@ from syncflow_dagster.stages.failures import ROW
 
 # Slices at least this big keep their raw form on disk once past the map step.
 SPILL_ROWS = 100_000
-
-# Raise when a release changes how records are normalized or mapped: every
-# record is then mapped again instead of being taken as settled.
-PIPELINE_REVISION = 2
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What the orchestrator tells a run's first step about the run."""
-
-    run_id: str
-    partition_key: str | None = None
-    day_start: datetime | None = None
-    """Start of the run's daily window (its partition); ``deletes: daily`` checks once in it."""
-    run_status: RunStatus | None = None
-    lease_seconds: float = LEASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -192,17 +170,7 @@ def fetch_step(
         mode = "full"
     owned = batch is None
     if batch is None:
-        version = store.register_mapping(entity, mapping_identity(cfg))
-        batch = open_batch(
-            store,
-            entity,
-            run.run_id,
-            mode,
-            partition_key=run.partition_key,
-            mapping_version=version,
-            run_status=run.run_status,
-            lease_seconds=run.lease_seconds,
-        )
+        batch = open_run_batch(store, cfg, run, mode)
     try:
         # Before anything is read or sent: every configured column must be served.
         columns = source_columns(catalog, entity, client)
@@ -390,15 +358,3 @@ def _rowversions(raw: pl.DataFrame, cfg: EntityConfig) -> pl.Series:
     if cfg.source.rowversion is None:
         return pl.Series([None] * raw.height, dtype=pl.Int64)
     return raw.get_column(cfg.source.rowversion).str.strip_chars().cast(pl.Int64, strict=False)
-
-
-def mapping_identity(cfg: EntityConfig) -> dict[str, object]:
-    """What decides how a record is mapped: the entity's configuration and the code's revision.
-
-    Registered as the batch's mapping version; state written under another
-    version is never taken as settled, so a change of either re-maps every
-    record. How and when the entity runs (``sync``) and its description do not
-    change a record's mapping and are left out.
-    """
-    mapped = cfg.model_dump(mode="json", by_alias=True, exclude={"sync", "description"})
-    return {"pipeline_revision": PIPELINE_REVISION, **mapped}

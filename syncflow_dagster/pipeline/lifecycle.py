@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.edges.state import Lease, LeaseLostError, StateStore
 from syncflow_dagster.edges.state.base import utcnow
 from syncflow_dagster.edges.state.leases import process_gone
 from syncflow_dagster.errors import error_kind, kind_of_class
+from syncflow_dagster.pipeline.revision import mapping_identity
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,18 @@ class LeaseKeeper:
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """What the orchestrator tells a run's first step about the run."""
+
+    run_id: str
+    partition_key: str | None = None
+    day_start: datetime | None = None
+    """Start of the run's daily window (its partition); ``deletes: daily`` checks once in it."""
+    run_status: RunStatus | None = None
+    lease_seconds: float = LEASE_SECONDS
+
+
+@dataclass(frozen=True)
 class OpenBatch:
     """A running batch and the lease that guards it."""
 
@@ -187,6 +201,30 @@ def open_batch(
         raise
     keeper = LeaseKeeper(store, entity, run_id, lease_seconds).start()
     return OpenBatch(batch_id, entity, run_id, keeper)
+
+
+def open_run_batch(
+    store: StateStore,
+    cfg: EntityConfig,
+    run: RunInfo,
+    mode: str,
+    partition_key: str | None = None,
+) -> OpenBatch:
+    """:func:`open_batch` for a run: the entity's mapping version registered, the run's lease.
+
+    ``partition_key`` overrides the run's (a background run names its night).
+    """
+    version = store.register_mapping(cfg.name, mapping_identity(cfg))
+    return open_batch(
+        store,
+        cfg.name,
+        run.run_id,
+        mode,
+        partition_key=partition_key or run.partition_key,
+        mapping_version=version,
+        run_status=run.run_status,
+        lease_seconds=run.lease_seconds,
+    )
 
 
 def finish_batch(

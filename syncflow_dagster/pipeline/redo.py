@@ -44,10 +44,16 @@ from syncflow_dagster.edges.state.failed import action_entry, with_action
 from syncflow_dagster.errors import ConfigurationError, TransientError, error_kind
 from syncflow_dagster.pipeline.backoff import Backoff
 from syncflow_dagster.pipeline.delta import delta_step
-from syncflow_dagster.pipeline.fetch import RunInfo, mapping_identity, present_keys, source_columns
+from syncflow_dagster.pipeline.fetch import present_keys, source_columns
 from syncflow_dagster.pipeline.identity import identity_step
 from syncflow_dagster.pipeline.ingest import ingest_step
-from syncflow_dagster.pipeline.lifecycle import OpenBatch, fail_batch, finish_batch, open_batch
+from syncflow_dagster.pipeline.lifecycle import (
+    OpenBatch,
+    RunInfo,
+    fail_batch,
+    finish_batch,
+    open_run_batch,
+)
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.track import track_step
@@ -319,19 +325,8 @@ class _EntityRedo:
         todo = self._set_aside(group, out)
         if todo.height == 0:
             return
-        cfg = self.catalog[entity]
-        version = store.register_mapping(entity, mapping_identity(cfg))
         try:
-            batch = open_batch(
-                store,
-                entity,
-                self.info.run_id,
-                "retry",
-                partition_key=self.info.partition_key,
-                mapping_version=version,
-                run_status=self.info.run_status,
-                lease_seconds=self.info.lease_seconds,
-            )
+            batch = open_run_batch(store, self.catalog[entity], self.info, "retry")
         except LeaseHeldError as exc:
             for letter_id in todo.get_column("id"):
                 out.letters.append(LetterOutcome(letter_id, entity, "skipped", f"{exc}"))

@@ -17,9 +17,9 @@ from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.edges.state.base import utcnow
 from syncflow_dagster.pipeline.backoff import Backoff
-from syncflow_dagster.pipeline.fetch import RunInfo, mapping_identity, present_keys, source_columns
+from syncflow_dagster.pipeline.fetch import present_keys, source_columns
 from syncflow_dagster.pipeline.ingest import ingest_step
-from syncflow_dagster.pipeline.lifecycle import fail_batch, open_batch
+from syncflow_dagster.pipeline.lifecycle import RunInfo, fail_batch, open_run_batch
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.slice import SyncSlice
 from syncflow_dagster.pipeline.track import track_step
@@ -71,17 +71,7 @@ def retry_pending(
     backoff = backoff or Backoff()
     now = now or utcnow()
     cfg = catalog[entity]
-    version = store.register_mapping(entity, mapping_identity(cfg))
-    batch = open_batch(
-        store,
-        entity,
-        run.run_id,
-        "retry",
-        partition_key=run.partition_key,
-        mapping_version=version,
-        run_status=run.run_status,
-        lease_seconds=run.lease_seconds,
-    )
+    batch = open_run_batch(store, cfg, run, "retry")
     try:
         waiting = store.waiting_pending(entity)
         is_delete = pl.col("payload").str.json_path_match("$.op") == DELETE

@@ -25,7 +25,7 @@ from syncflow_dagster.emulators.apismith import DatasetSpec
 from syncflow_dagster.emulators.common.faults import FaultPlan
 from syncflow_dagster.orchestration.partitions import night_key
 from syncflow_dagster.pipeline.backoff import Backoff
-from syncflow_dagster.pipeline.fetch import RunInfo
+from syncflow_dagster.pipeline.lifecycle import RunInfo
 from syncflow_dagster_tests.orchestration.conftest import MakeHarness, SyncHarness
 
 BERLIN = ZoneInfo("Europe/Berlin")

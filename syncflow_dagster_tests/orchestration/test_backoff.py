@@ -16,7 +16,7 @@ from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.schedulehub import ScheduleHubClient
 from syncflow_dagster.emulators.apismith import DatasetSpec
 from syncflow_dagster.pipeline.backoff import Backoff
-from syncflow_dagster.pipeline.fetch import RunInfo
+from syncflow_dagster.pipeline.lifecycle import RunInfo
 from syncflow_dagster.pipeline.retry import retry_pending
 from syncflow_dagster_tests.orchestration.conftest import MakeHarness, SyncHarness
 

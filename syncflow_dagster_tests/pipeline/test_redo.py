@@ -22,10 +22,11 @@ from syncflow_dagster.emulators.apismith import DatasetSpec
 from syncflow_dagster.paths import ENTITIES_DIR
 from syncflow_dagster.pipeline.backoff import Backoff
 from syncflow_dagster.pipeline.delta import delta_step
-from syncflow_dagster.pipeline.fetch import RunInfo, fetch_step, source_columns
+from syncflow_dagster.pipeline.fetch import fetch_step, source_columns
 from syncflow_dagster.pipeline.identity import identity_step
 from syncflow_dagster.pipeline.ingest import ingest_step
 from syncflow_dagster.pipeline.keys import key_hashes
+from syncflow_dagster.pipeline.lifecycle import RunInfo
 from syncflow_dagster.pipeline.redo import RedoOutcome, raw_frame, read_raw, redo_failed
 from syncflow_dagster.pipeline.resolve import resolve_step
 from syncflow_dagster.pipeline.track import track_step

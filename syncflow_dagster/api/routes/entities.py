@@ -27,7 +27,7 @@ from syncflow_dagster.api.problems import conflict, not_found
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.config.models import EntityConfig
 from syncflow_dagster.orchestration.factories.sync_job import sync_job_name
-from syncflow_dagster.pipeline.fetch import mapping_identity
+from syncflow_dagster.pipeline.revision import mapping_identity
 
 
 def _summary(ctx: ApiContext, catalog: EntityCatalog, cfg: EntityConfig) -> dict[str, Any]:

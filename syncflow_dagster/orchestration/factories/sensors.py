@@ -35,6 +35,17 @@ DUE_PAGE = 1000
 """Due waiting children read per tick; the cursor moves on through a longer queue."""
 
 
+def read_cursor(context: dg.SensorEvaluationContext) -> int:
+    """The id after which this tick reads due rows (0: from the start)."""
+    return int(orjson.loads(context.cursor)["after"]) if context.cursor else 0
+
+
+def next_cursor(due: pl.DataFrame) -> str:
+    """A full page: read on from its last row next tick; else start over."""
+    after = int(due.get_column("id").max() or 0) if due.height == DUE_PAGE else 0  # type: ignore[arg-type]
+    return orjson.dumps({"after": after}).decode()
+
+
 def _status(enabled: bool) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED
 
@@ -62,8 +73,9 @@ def build_pending_children_sensor(
     def pending_children(
         context: dg.SensorEvaluationContext, state: StateStoreResource
     ) -> dg.SensorResult:
-        cursor = orjson.loads(context.cursor) if context.cursor else {"after": 0}
-        due = state.store.due_pending(datetime.now(UTC), limit=DUE_PAGE, after_id=cursor["after"])
+        due = state.store.due_pending(
+            datetime.now(UTC), limit=DUE_PAGE, after_id=read_cursor(context)
+        )
         requests = []
         if due.height:
             by_entity = due.group_by("entity").agg(
@@ -79,11 +91,7 @@ def build_pending_children_sensor(
                     _retry_request(retry_jobs[entity], entity, key, "pending_children_sensor")
                 )
                 context.log.info("%s: %d waiting children due, retry requested", entity, n)
-        # A full page: read on from its last row next tick; else start over.
-        after = int(due.get_column("id").max()) if due.height == DUE_PAGE else 0  # type: ignore[arg-type]
-        return dg.SensorResult(
-            run_requests=requests, cursor=orjson.dumps({"after": after}).decode()
-        )
+        return dg.SensorResult(run_requests=requests, cursor=next_cursor(due))
 
     return pending_children
 
@@ -192,9 +200,8 @@ def build_failed_records_sensor(
     def failed_records(
         context: dg.SensorEvaluationContext, state: StateStoreResource
     ) -> dg.SensorResult:
-        cursor = orjson.loads(context.cursor) if context.cursor else {"after": 0}
         due = state.store.due_failed(
-            datetime.now(UTC), limit=DUE_PAGE, after_id=cursor["after"], kind="transient"
+            datetime.now(UTC), limit=DUE_PAGE, after_id=read_cursor(context), kind="transient"
         )
         requests = []
         for (entity,), letters in sorted(due.group_by("entity")):
@@ -221,8 +228,6 @@ def build_failed_records_sensor(
                 )
             )
             context.log.info("%s: %d transient dead letters due, retry requested", entity, len(ids))
-        after = int(due.get_column("id").max() or 0) if due.height == DUE_PAGE else 0  # type: ignore[arg-type]
-        cursor_text = orjson.dumps({"after": after}).decode()
-        return dg.SensorResult(run_requests=requests, cursor=cursor_text)
+        return dg.SensorResult(run_requests=requests, cursor=next_cursor(due))
 
     return failed_records
