@@ -187,6 +187,9 @@ def test_the_state_url_is_masked_wherever_it_is_printed(
         def migrate(self) -> None:
             pass
 
+        def dispose(self) -> None:
+            pass
+
     monkeypatch.setattr(db_command, "StateStore", FakeStore)
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw-SECRET@db/x?password=SECRET")
     assert db_command.run(argparse.Namespace(action="upgrade")) == 0

@@ -76,6 +76,7 @@ def test_unreadable_lines_become_fetch_letters_with_the_line_as_raw_form() -> No
         "raw": '{"NO":"A","QTY":NaN,"RV":7}',
         "normalized": None,
         "mapped": None,
+        "error_kind": None,  # permanent, as track records it
     }
     assert second["raw"] == "[1, 2]" and second["rowversion"] is None
     assert unreadable_letters(bad_lines.clear()).equals(empty_dead_letters())
