@@ -145,6 +145,7 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=3, ge=0, le=100)
     retry_delay_seconds: float = Field(default=60, ge=0)
     max_retry_delay_seconds: float = Field(default=3600, ge=0)
+    connect_grace_seconds: float = Field(default=10, ge=0, le=3600)
     retry_max_attempts: int = Field(default=5, ge=1, le=100)
     sensor_interval_seconds: int = Field(default=30, ge=1, le=86400)
     run_lease_seconds: float = Field(default=120, ge=5, le=86400)

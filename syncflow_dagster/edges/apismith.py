@@ -34,6 +34,7 @@ from syncflow_dagster.edges.http import ApiError, check_response, json_body
 from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 from syncflow_dagster.logs import upstream_call
+from syncflow_dagster.settings import mask_url
 
 log = logging.getLogger(__name__)
 SERVICE = "APISmith"
@@ -364,7 +365,7 @@ class ApiSmithClient:
             return response
 
         with upstream_call(SERVICE, "GET", self._url + path) as on_retry:
-            return self.retry.call(f"{SERVICE} {what}", once, on_retry)
+            return self.retry.call(f"{SERVICE} {what}", once, on_retry, mask_url(self._url + path))
 
     def entities(self) -> dict[str, SourceEntity]:
         """Every entity the ERP exposes, by name."""

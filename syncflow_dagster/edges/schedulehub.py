@@ -21,6 +21,7 @@ from syncflow_dagster.edges.lean_http import bearer_client
 from syncflow_dagster.edges.retry import RetryPolicy
 from syncflow_dagster.errors import error_kind
 from syncflow_dagster.logs import upstream_call
+from syncflow_dagster.settings import mask_url
 
 UNSENT_IN_A_ROW = 3
 """Batches failing transiently one after another that mean the hub is down (the run fails)."""
@@ -135,7 +136,9 @@ class ScheduleHubClient:
             return response
 
         with upstream_call(SERVICE, method, self._url + path) as on_retry:
-            response = self.retry.call(f"{SERVICE} {what}", once, on_retry)
+            response = self.retry.call(
+                f"{SERVICE} {what}", once, on_retry, mask_url(self._url + path)
+            )
         response.extensions["syncflow_attempts"] = attempts["n"]
         return response
 

@@ -45,6 +45,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "max_retries": settings.max_retries,
         "retry_delay_seconds": settings.retry_delay_seconds,
         "max_retry_delay_seconds": settings.max_retry_delay_seconds,
+        "connect_grace_seconds": settings.connect_grace_seconds,
     }
     return {
         # DataFrames pass between ops in memory: see docs/ORCHESTRATION.md for why.

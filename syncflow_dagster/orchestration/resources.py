@@ -27,6 +27,7 @@ class _HttpApiResource(dg.ConfigurableResource):
     max_retries: int = 3
     retry_delay_seconds: float = 60.0
     max_retry_delay_seconds: float = 3600.0
+    connect_grace_seconds: float = 10.0
 
     def retry_policy(self) -> RetryPolicy:
         """The retry policy these settings describe."""
@@ -34,6 +35,7 @@ class _HttpApiResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             base_delay=self.retry_delay_seconds,
             max_delay=self.max_retry_delay_seconds,
+            connect_grace=self.connect_grace_seconds,
         )
 
 

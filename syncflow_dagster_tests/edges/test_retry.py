@@ -1,12 +1,15 @@
 """The retry policy: what is transient, how long it waits, when it gives up."""
 
+import logging
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from pathlib import Path
 
 import httpx
 import pytest
 
+from syncflow_dagster.edges.apismith import ApiSmithClient
 from syncflow_dagster.edges.http import REQUEST_EXTENSION, check_response
 from syncflow_dagster.edges.retry import (
     TRANSIENT_STATUS,
@@ -14,8 +17,15 @@ from syncflow_dagster.edges.retry import (
     RetryAfterTooLongError,
     RetryPolicy,
     TransientHTTPError,
+    UnreachableError,
 )
+from syncflow_dagster.edges.schedulehub import ScheduleHubClient
+from syncflow_dagster.emulators.apismith import DatasetSpec
+from syncflow_dagster.emulators.common.serving import free_port
 from syncflow_dagster.errors import error_kind
+from syncflow_dagster.orchestration.build import SECRET_SETTINGS, build_resources
+from syncflow_dagster.settings import load_settings
+from syncflow_dagster.testing.apismith import running_apismith
 
 
 def _policy(sleeps: list[float], max_delay: float = 5.0, retries: int = 3) -> RetryPolicy:
@@ -98,3 +108,89 @@ def test_retries_are_bounded_and_name_the_last_failure() -> None:
     with pytest.raises(RetriesExhaustedError, match=r"after 2 retries; last failure: .*HTTP 408"):
         _policy(sleeps, retries=2).call("ScheduleHub ingest", always)
     assert len(sleeps) == 2
+
+
+# --------------------------------------------------------------- the connect grace
+
+
+def _closed_port_url() -> str:
+    """A loopback URL nothing listens on (the port was just free)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.mark.parametrize("client", ["apismith", "schedulehub"])
+def test_a_server_never_reached_fails_after_the_connect_grace_naming_the_url(
+    client: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = _closed_port_url()
+    policy = RetryPolicy(max_retries=3, base_delay=60, max_delay=3600, connect_grace=0.6)
+    caplog.set_level(logging.WARNING, logger="syncflow_dagster")
+    began = time.monotonic()
+    with pytest.raises(UnreachableError) as err:
+        if client == "apismith":
+            with ApiSmithClient(url, "token-never-shown-1234", policy) as api:
+                api.entities()
+        else:
+            with ScheduleHubClient(url, "token-never-shown-1234", policy) as hub:
+                hub.entities()
+    took = time.monotonic() - began
+    # 0.6 s, not the 60 + 120 + 240 s of the backoff budget.
+    assert 0.5 <= took < 5, took
+    message = str(err.value)
+    assert f"{url}/api/v1/entities" in message
+    assert "CONNECT_GRACE_SECONDS=0.6" in message and "Connection refused" in message
+    assert "token-never-shown" not in message
+    assert isinstance(err.value, RetriesExhaustedError)
+    assert error_kind(err.value) == "transient"
+    # The waiting user was told, with the URL and the next wait, before it gave up.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and f"{url}/api/v1/entities" in warnings[0], warnings
+    assert "retrying in 0.6 s" in warnings[0]
+
+
+def test_a_connect_grace_of_zero_fails_on_the_first_refusal() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_retries=3, base_delay=60, connect_grace=0, sleep=sleeps.append)
+    with ApiSmithClient(_closed_port_url(), "t", policy) as api, pytest.raises(UnreachableError):
+        api.entities()
+    assert sleeps == []
+
+
+def test_once_the_server_answered_a_refusal_gets_the_full_backoff_budget() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(
+        max_retries=3, base_delay=60, max_delay=3600, connect_grace=0.5, sleep=sleeps.append
+    )
+    with running_apismith(DatasetSpec(work_orders=5)) as erp:
+        client = ApiSmithClient(erp.url, erp.token, policy)
+        assert "items" in client.entities()
+    # The server is gone now (a restart, say): the full budget, as before.
+    with pytest.raises(RetriesExhaustedError) as err:
+        client.entities()
+    client.close()
+    assert not isinstance(err.value, UnreachableError)
+    assert len(sleeps) == 3 and min(sleeps) >= 60
+    assert f"({erp.url}/api/v1/entities): gave up after 3 retries" in str(err.value)
+
+
+def test_without_a_grace_a_refusal_gets_the_full_budget_as_before() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_retries=2, base_delay=60, sleep=sleeps.append)
+    with (
+        ApiSmithClient(_closed_port_url(), "t", policy) as api,
+        pytest.raises(RetriesExhaustedError) as err,
+    ):
+        api.entities()
+    assert not isinstance(err.value, UnreachableError) and len(sleeps) == 2
+
+
+def test_the_grace_reaches_the_resources_from_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in SECRET_SETTINGS:  # build_resources publishes them: restored after the test
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(connect_grace_seconds=3, data_dir=tmp_path)
+    resources = build_resources(settings)
+    for name in ("apismith", "schedulehub"):
+        assert resources[name].retry_policy().connect_grace == 3
+    assert load_settings(data_dir=tmp_path).connect_grace_seconds == 10
