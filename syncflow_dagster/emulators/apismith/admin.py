@@ -90,8 +90,10 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-def admin_routes(dataset: ErpDataset) -> list[Route]:
-    """The admin routes over ``dataset``."""
+def admin_routes(
+    dataset: ErpDataset, on_change: Callable[[ErpDataset], None] | None = None
+) -> list[Route]:
+    """The admin routes over ``dataset``; ``on_change(dataset)`` after every change."""
 
     async def mutate(request: Request) -> Response:
         name = request.path_params["entity"]
@@ -111,6 +113,8 @@ def admin_routes(dataset: ErpDataset) -> list[Route]:
         # Re-sort now, as a database would keep its index: the next reader should
         # not pay for the emulator's bookkeeping.
         dataset.views(name)
+        if on_change is not None:
+            on_change(dataset)
         payload = {"entity": name, "keys": [list(k) for k in keys]}
         return Response(orjson.dumps(payload), media_type="application/json")
 

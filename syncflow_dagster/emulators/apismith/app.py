@@ -6,6 +6,7 @@ the admin API under ``/admin/`` is never fault-injected.
 """
 
 import re
+from collections.abc import Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -193,7 +194,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 class ApiSmithApp:
     """The ASGI app; ``dataset`` and ``injector`` stay reachable for tests and fixtures."""
 
-    def __init__(self, dataset: ErpDataset, token: str, faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        dataset: ErpDataset,
+        token: str,
+        faults: FaultPlan | None = None,
+        on_change: Callable[[ErpDataset], None] | None = None,
+    ) -> None:
         self.dataset = dataset
         self.injector = FaultInjector(faults or FaultPlan())
         api = _Api(dataset)
@@ -205,7 +212,7 @@ class ApiSmithApp:
             Route(f"{base}/entities/{{entity}}/records", api.records, methods=["GET"]),
             Route(f"{base}/entities/{{entity}}/keys", api.keys, methods=["GET"]),
             Route(f"{base}/entities/{{entity}}/count", api.count, methods=["GET"]),
-            *admin_routes(dataset),
+            *admin_routes(dataset, on_change),
         ]
         router = Starlette(
             routes=routes,
@@ -223,6 +230,15 @@ class ApiSmithApp:
         await self._app(scope, receive, send)
 
 
-def create_app(dataset: ErpDataset, token: str, faults: FaultPlan | None = None) -> ApiSmithApp:
-    """The APISmith emulator over ``dataset``, guarded by ``token``, injecting ``faults``."""
-    return ApiSmithApp(dataset, token, faults)
+def create_app(
+    dataset: ErpDataset,
+    token: str,
+    faults: FaultPlan | None = None,
+    on_change: Callable[[ErpDataset], None] | None = None,
+) -> ApiSmithApp:
+    """The APISmith emulator over ``dataset``, guarded by ``token``, injecting ``faults``.
+
+    ``on_change(dataset)`` is called after every change made through the admin API
+    (the local world saves its ERP there).
+    """
+    return ApiSmithApp(dataset, token, faults, on_change)

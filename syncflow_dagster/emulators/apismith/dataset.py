@@ -14,13 +14,23 @@ and pre-renders every row as the ERP would send it.
 * ``serve_raw_lines`` / ``clear_raw_lines`` — sandbox only: serve exact NDJSON text
   (even bytes that are not UTF-8) for chosen rows instead of their rendering, to test
   how a client copes with lines no correct ERP would send.
+* ``save(path)`` / ``ErpDataset.load(path)`` — the whole dataset in one file, written
+  atomically; a loaded dataset serves, answers and mutates exactly as the saved one
+  would have (the local world keeps its ERP across restarts this way).
 """
 
+import base64
+import dataclasses
+import io
+import os
 import threading
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 import polars as pl
 
 from syncflow_dagster.emulators.apismith import badrows, generate, rng
@@ -28,6 +38,9 @@ from syncflow_dagster.emulators.apismith.coerce import MutationError, coerce_key
 from syncflow_dagster.emulators.apismith.render import render_rows
 from syncflow_dagster.emulators.apismith.schema import ENTITIES, ROWVERSION, Entity
 from syncflow_dagster.emulators.apismith.store import KeyTuple, KeyView, RecordView, build_views
+
+SAVE_FORMAT = 1
+"""Version of the file :meth:`ErpDataset.save` writes."""
 
 SCN_BASE = 10_000_000
 """The first ORA_ROWSCN handed out; rows of the initial load share SCNs in small groups."""
@@ -159,6 +172,86 @@ class ErpDataset:
         self._states: dict[str, _State] = {}
         self._scn = SCN_BASE
         self._build()
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, path: str | Path) -> None:
+        """Write the whole dataset to ``path`` (one zip file, replaced atomically).
+
+        The file holds the spec, the rowversion counter and, per entity, its rows with
+        their bookkeeping (Arrow IPC), the next row id and ordinal, and any sandboxed
+        raw lines: everything the served answers, the ground truth and later
+        mutations depend on. The rendering is not stored: it is a function of the rows.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with self._lock:
+            meta = {
+                "format": SAVE_FORMAT,
+                "spec": dataclasses.asdict(self.spec),
+                "scn": self._scn,
+                "entities": {
+                    name: {
+                        "next_rid": state.next_rid,
+                        "next_ord": state.next_ord,
+                        "raw_lines": {
+                            str(rid): base64.b64encode(line).decode()
+                            for rid, line in state.raw_lines.items()
+                        },
+                    }
+                    for name, state in self._states.items()
+                },
+            }
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
+                archive.writestr("dataset.json", orjson.dumps(meta))
+                for name, state in self._states.items():
+                    buffer = io.BytesIO()
+                    state.rows.write_ipc(buffer, compression="zstd")
+                    archive.writestr(f"{name}.arrow", buffer.getvalue())
+        os.replace(partial, target)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ErpDataset":
+        """The dataset :meth:`save` wrote to ``path``.
+
+        Raises:
+            ValueError: the file is not a saved dataset of this format.
+        """
+        try:
+            with zipfile.ZipFile(path) as archive:
+                meta = orjson.loads(archive.read("dataset.json"))
+                if meta.get("format") != SAVE_FORMAT:
+                    raise ValueError(f"{path}: not a saved ERP dataset of format {SAVE_FORMAT}")
+                frames = {
+                    name: pl.read_ipc(io.BytesIO(archive.read(f"{name}.arrow")))
+                    for name in meta["entities"]
+                }
+        except (zipfile.BadZipFile, KeyError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a saved ERP dataset ({exc})") from None
+        dataset = cls.__new__(cls)
+        dataset.spec = DatasetSpec(**meta["spec"])
+        dataset._lock = threading.RLock()
+        dataset._scn = int(meta["scn"])
+        dataset._states = {}
+        for name in ENTITIES:  # parents before children, as built
+            saved = meta["entities"][name]
+            state = _State(
+                ENTITIES[name],
+                frames[name],
+                next_rid=int(saved["next_rid"]),
+                next_ord=int(saved["next_ord"]),
+                raw_lines={
+                    int(rid): base64.b64decode(line) for rid, line in saved["raw_lines"].items()
+                },
+            )
+            state.rendered = render_rows(
+                state.rows, state.entity, dataset.spec.seed, dataset.spec.erp_timezone
+            )
+            dataset._states[name] = state
+        for name in dataset._states:
+            dataset.views(name)
+        return dataset
 
     # ------------------------------------------------------------------ reading
 
