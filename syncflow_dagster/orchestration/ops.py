@@ -137,15 +137,27 @@ def failing_batch(
         raise
 
 
+def _present(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata without the entries that have no value (Dagster would show them as null)."""
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+def batch_label(entity: str, batch_id: int | None) -> str:
+    """How a batch is named to the user: batch ids count across all entities."""
+    return f"{entity}, batch #{batch_id}"
+
+
 def _counts(context: dg.OpExecutionContext, s: SyncSlice, stage: str, **extra: int) -> None:
     context.add_output_metadata(
-        {
-            "entity": s.entity,
-            "batch_id": s.batch_id,
-            "records": s.frame.height,
-            "seconds": round(s.stage_seconds.get(stage, 0.0), 3),
-            **extra,
-        }
+        _present(
+            {
+                "entity": s.entity,
+                "batch_id": s.batch_id,
+                "records": s.frame.height,
+                "seconds": round(s.stage_seconds.get(stage, 0.0), 3),
+                **extra,
+            }
+        )
     )
 
 
@@ -336,7 +348,7 @@ def track(
             dg.AssetMaterialization(
                 asset_key=dg.AssetKey(["schedulehub", s.entity]),
                 partition=partition,
-                description=f"batch {s.batch_id} of {s.entity}",
+                description=batch_label(s.entity, s.batch_id),
                 metadata={
                     **metrics,
                     "batch_id": s.batch_id,
@@ -348,16 +360,19 @@ def track(
             )
         )
         context.add_output_metadata(
-            {
-                **metrics,
-                "batch_id": s.batch_id,
-                "stage_seconds": dg.MetadataValue.json(out.stage_seconds),
-            }
+            _present(
+                {
+                    **metrics,
+                    "batch_id": s.batch_id,
+                    "stage_seconds": dg.MetadataValue.json(
+                        {k: round(v, 4) for k, v in out.stage_seconds.items()}
+                    ),
+                }
+            )
         )
         context.log.info(
-            "%s batch %s: %s",
-            s.entity,
-            s.batch_id,
+            "%s: %s",
+            batch_label(s.entity, s.batch_id),
             ", ".join(f"{k}={v}" for k, v in metrics.items()),
         )
     finally:
@@ -391,7 +406,9 @@ def retry_pending(
     except BaseException as exc:
         retry_if_transient(context, exc)
         raise
-    context.add_output_metadata({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})
+    context.add_output_metadata(
+        _present({**out.metrics, "entity": out.entity, "batch_id": out.batch_id})
+    )
 
 
 @dg.op(out=dg.Out(dg.Nothing), tags={"syncflow/stage": "background"})
@@ -457,7 +474,7 @@ def background_sync(
             asset_key=dg.AssetKey(["schedulehub", entity]),
             partition=night,
             description=f"{entity}: background night {night}, {result.status}",
-            metadata=figures,
+            metadata=_present(figures),
         )
     )
     context.log.info("%s background night %s: %s (%s)", entity, night, result.status, result.reason)
