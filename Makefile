@@ -21,7 +21,7 @@ bootstrap:  ## install uv if missing and sync the locked environment
 	@mkdir -p $(DAGSTER_HOME)
 	@ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-demo: bootstrap  ## the main job: emulators + every entity synced twice through Dagster
+demo: bootstrap  ## the main job: a new local world in data/, synced in three rounds through Dagster
 	$(RUN) syncflow demo
 
 test: bootstrap lint typecheck  ## the whole suite: lint, types, definitions, tests
@@ -43,14 +43,15 @@ lint:
 typecheck:
 	$(RUN) mypy
 
-ui: bootstrap  ## open the Dagster UI (and daemon) over workspace.yaml
-	$(RUN) dagster dev -w workspace.yaml
+PORT ?= 3000
+ui: bootstrap  ## the local world: Dagster UI (PORT=3000) and daemon, operations API, both emulators
+	$(RUN) syncflow emulators --ui --ui-port $(PORT)
 
-emulators: bootstrap  ## run both emulators in the foreground
+emulators: bootstrap  ## the local world's two emulators alone, in the foreground
 	$(RUN) syncflow emulators
 
 bench: bootstrap  ## the 1M-row benchmark; updates docs/BENCHMARKS.md
 	$(RUN) syncflow bench
 
-clean:
+clean:  ## reset the local world (data/: ERP, hub, state, Dagster instance, logs) and the caches
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -61,8 +61,9 @@ def running_apismith(
     token: str | None = None,
     faults: FaultPlan | str | None = None,
     dataset: ErpDataset | None = None,
+    port: int = 0,
 ) -> Iterator[ApiSmithHandle]:
-    """Serve an emulator on a free loopback port in a background thread.
+    """Serve an emulator on loopback (``port``, or a free one) in a background thread.
 
     Args:
         spec: what to generate (ignored when ``dataset`` is given).
@@ -70,11 +71,12 @@ def running_apismith(
         faults: a FaultPlan or a fault spec string.
         dataset: serve this dataset instead of generating one (e.g. to restart a server
             over the same data).
+        port: the loopback port to listen on (0: a free one).
     """
     data = dataset if dataset is not None else ErpDataset(spec or DatasetSpec())
     secret = token or secrets.token_urlsafe(16)
     app = create_app(data, secret, _plan(faults))
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, port=port) as url:
         yield ApiSmithHandle(url=url, token=secret, dataset=data, injector=app.injector, app=app)
 
 

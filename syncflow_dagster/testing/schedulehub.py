@@ -56,11 +56,12 @@ def running_schedulehub(
     db_path: str | Path | None = None,
     token: str = TEST_TOKEN,
     faults: FaultPlan | str | None = None,
+    port: int = 0,
 ) -> Iterator[RunningScheduleHub]:
-    """Serve the emulator on a free loopback port in a background thread until exit."""
+    """Serve the emulator on loopback (``port``, or a free one) in a background thread."""
     app = create_app(schemas_path, db_path, token, _plan(faults))
     try:
-        with serve_in_thread(app) as url:
+        with serve_in_thread(app, port=port) as url:
             yield RunningScheduleHub(url, token, app.injector, app.store)
     finally:
         app.close()
