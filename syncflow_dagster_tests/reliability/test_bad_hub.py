@@ -171,7 +171,7 @@ CASES: list[Case] = [
     # 408 is transient (the contract: 4xx other than 408/429 are permanent).
     _case(
         "hub_answers_408_every_time",
-        "ScheduleHub ingest into 'items': gave up after 2 retries; last failure: ScheduleHub "
+        "/api/v1/ingest/items): gave up after 2 retries; last failure: ScheduleHub "
         "ingest into 'items': HTTP 408",
         service="schedulehub",
         call="ingest",
@@ -252,7 +252,7 @@ CASES: list[Case] = [
     ),
     _case(
         "hub_503_every_time",
-        "ScheduleHub ingest into 'items': gave up after 2 retries; last failure: ScheduleHub "
+        "/api/v1/ingest/items): gave up after 2 retries; last failure: ScheduleHub "
         "ingest into 'items': HTTP 503 (injected fault: unavailable)",
         service="schedulehub",
         call="ingest",
@@ -301,7 +301,7 @@ CASES: list[Case] = [
     ),
     _case(
         "hub_does_not_answer_in_time",
-        "ScheduleHub entity list: gave up after 2 retries; last failure: timeout",
+        "/api/v1/entities): gave up after 2 retries; last failure: timeout",
         service="schedulehub",
         call="entities",
         server="emulator",
@@ -312,7 +312,7 @@ CASES: list[Case] = [
     ),
     _case(
         "nobody_listens",
-        "ScheduleHub entity list: gave up after 2 retries; last failure: connection failed",
+        "/api/v1/entities): gave up after 2 retries; last failure: connection failed",
         service="schedulehub",
         call="entities",
         server="nobody",
