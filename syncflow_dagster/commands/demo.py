@@ -250,7 +250,7 @@ class _Demo:
             for entity in self.entities:
                 mine = [b for b in batches if b["entity"] == entity]
                 metrics = {m: sum(int(b[m] or 0) for b in mine) for m in METRIC_NAMES}
-                print(f"     {entity:<42} {'':<8} {'':7}   {_summary(metrics)}", flush=True)
+                print(f"     {entity:<24} {_summary(metrics)}", flush=True)
         if status != "SUCCESS":
             why = self.runs.failure(run_id)
             print(f"   {job} failed: {why}", flush=True)
