@@ -368,6 +368,15 @@ def test_from_make_demo_to_a_run_in_the_ui_that_syncs_a_change(
     assert failures and f"{env['APISMITH_URL']}/api/v1/entities" in failures[0], failures
     assert "CONNECT_GRACE_SECONDS" in failures[0]
     assert warnings and env["APISMITH_URL"] in warnings[0], warnings  # told while it waited
+    # A transient failure: the daemon retries the run (and the retry fails the same way).
+    instance = world.instance()
+    retried = world.wait_for(
+        "the daemon's retry of the failed run",
+        lambda: instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": failing})),
+        timeout=90,
+    )
+    instance.dispose()
+    assert retried[0].job_name == "sync_items_job"
 
     # 6. Ctrl-C
     os.killpg(world.process.pid, signal.SIGINT)
