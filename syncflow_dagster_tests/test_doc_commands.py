@@ -225,6 +225,10 @@ RULES: list[Rule] = [
     Rule(r"uv run syncflow emulators --help", Run(expect="insert-rows")),
     # The long ones.
     Rule(
+        r"(uv run )?syncflow bench --background.*",
+        Mapped("syncflow_dagster_tests/bench/test_background.py"),
+    ),
+    Rule(
         r"make bench.*|(uv run )?syncflow bench.*",
         Mapped("syncflow_dagster_tests/bench/test_pipeline.py"),
     ),
