@@ -269,6 +269,14 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, WorldError) as exc:
         print(f"syncflow demo: {exc}", file=sys.stderr)
         return 2
+    if settings.state_db_url.get_backend_name() != "sqlite":
+        print(
+            "syncflow demo: the demo builds a new world on the embedded SQLite state in "
+            "DATA_DIR, and never touches a PostgreSQL state (DATABASE_URL / POSTGRES_HOST "
+            "are set): unset them for the demo",
+            file=sys.stderr,
+        )
+        return 2
     busy = world.busy(ports)
     if busy:
         print(

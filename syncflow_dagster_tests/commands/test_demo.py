@@ -49,3 +49,11 @@ def test_a_remote_erp_url_is_refused_naming_the_setting(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "APISMITH_URL is https://erp.example.com/apismith" in done.stderr
     assert not (tmp_path / "data" / "erp.zip").exists()
+
+
+def test_a_postgresql_state_is_never_used_for_a_demo_world(tmp_path: Path) -> None:
+    env = sandbox_env(tmp_path, DATABASE_URL="postgresql://syncflow:pw@db.example.com/syncflow")
+    done = syncflow(env, "demo", "--rows", "10", timeout=120)
+    assert done.returncode == 2
+    assert "embedded SQLite state" in done.stderr and "DATABASE_URL" in done.stderr
+    assert ":pw@" not in done.stderr + done.stdout
