@@ -35,11 +35,19 @@ from syncflow_dagster.pipeline.raw_spill import RawSpill
 from syncflow_dagster.pipeline.reconcile import reconcile_with_hub
 from syncflow_dagster.pipeline.slice import Mode, SyncSlice
 from syncflow_dagster.stages.dead_letters import unreadable_letters
-from syncflow_dagster.stages.delta import compare_with_state, find_deletes, rows_mask
+from syncflow_dagster.stages.delta import KEY, compare_with_state, find_deletes, key_set, rows_mask
 from syncflow_dagster.stages.failures import ROW
 
 # Slices at least this big keep their raw form on disk once past the map step.
 SPILL_ROWS = 100_000
+
+# APISmith's key listing is hashed this many keys at a time.
+LISTING_SLICE = 500_000
+
+# A full run reads the whole state of its entity (one sequential scan) unless
+# the state has more than this many times the rows the run may fetch: then it
+# looks up the fetched keys only (a chunk of a multi-night pass over a big table).
+WHOLE_STATE_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -132,9 +140,17 @@ def _stale_keys(store: StateStore, entity: str, version: int) -> pl.Series:
 def present_keys(
     client: ApiSmithClient, cfg: EntityConfig, columns: dict[str, str], tz: str
 ) -> pl.Series:
-    """BK_HASHes of every key APISmith lists now."""
+    """Every key APISmith lists now, as a key set (128-bit BK_HASHes, ``bk_key``).
+
+    Hashed a slice of the listing at a time and kept as integers, so that the
+    listing of a big table costs 16 bytes a key, not the hex text's 48.
+    """
     listed = client.keys(cfg.source.entity, cfg.source.key)
-    return key_hashes(listed, cfg, columns, tz).get_column("bk_hash")
+    parts = [
+        key_set(key_hashes(part, cfg, columns, tz).get_column("bk_hash"))
+        for part in listed.iter_slices(LISTING_SLICE)
+    ]
+    return pl.concat(parts) if parts else pl.Series(KEY, [], dtype=pl.UInt128)
 
 
 def fetch_step(
@@ -223,8 +239,11 @@ class _Read:
         if self.check_deletes is not None and not reconciled:
             plan = replace(plan, check_deletes=self.check_deletes)
         limit = max_rows or cfg.sync.max_rows_per_run
+        whole = mode == "full" and (
+            limit is None or store.has_at_most(entity, WHOLE_STATE_FACTOR * limit)
+        )
         with ThreadPoolExecutor(2, thread_name_prefix="fetch") as pool:
-            versions = pool.submit(store.load_versions, entity) if mode == "full" else None
+            versions = pool.submit(store.load_versions, entity) if whole else None
             listing: Future[pl.Series] | None = None
             known: Future[pl.Series] | None = None
             if plan.check_deletes and not plan.from_start:
@@ -260,7 +279,7 @@ class _Read:
             pass_ends = mode == "full" and not fetched.truncated
             present: pl.Series | None = None
             if complete:
-                present = fetched_keys  # the run saw every key the ERP has
+                present = key_set(fetched_keys)  # the run saw every key the ERP has
             elif listing is not None:
                 present = listing.result()
             elif plan.check_deletes or pass_ends:
@@ -310,7 +329,7 @@ class _Read:
             frame=todo,
             state=state,
             stale_keys=stale,
-            present_keys=None if present is None else present.to_frame("bk_hash"),
+            present_keys=None if present is None else present.to_frame(),
             fetched_keys=fetched_keys,
             deletes=deletes,
             delete_candidates=0 if deletes is None else deletes.height,

@@ -64,6 +64,7 @@ from syncflow_dagster.pipeline.transform import (
     validate_step,
 )
 from syncflow_dagster.stages.dead_letters import DEAD_LETTER_SCHEMA
+from syncflow_dagster.stages.delta import bk_key
 from syncflow_dagster.stages.failures import ROW
 
 log = logging.getLogger(__name__)
@@ -397,7 +398,7 @@ class _EntityRedo:
         cfg = self.catalog[self.entity]
         tz = cfg.source.timezone or self.default_tz
         listed = present_keys(self.source, cfg, self._columns(), tz)
-        return keyed.filter(~pl.col("bk_hash").is_in(listed.implode()))
+        return keyed.filter(~bk_key().is_in(listed.implode()))
 
     def _columns(self) -> dict[str, str]:
         cfg = self.catalog[self.entity]

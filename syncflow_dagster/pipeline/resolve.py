@@ -12,7 +12,7 @@ import polars as pl
 from syncflow_dagster.config.loader import EntityCatalog
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.pipeline.slice import SyncSlice
-from syncflow_dagster.stages.delta import DELETE
+from syncflow_dagster.stages.delta import DELETE, KEY, bk_key, key_set
 from syncflow_dagster.stages.encode import upsert_line
 from syncflow_dagster.stages.resolve import parent_column, parents_to_look_up, resolve
 
@@ -33,11 +33,11 @@ def _drop_gone(
     """
     if present is None or waiting.height == 0:
         return waiting, None
-    listed = present.get_column("bk_hash")
+    listed = present.get_column(KEY)
     # Probe the (many) listed keys against the (few) waiting ones, not the other way.
-    seen = listed.filter(listed.is_in(waiting.get_column("bk_hash").implode()))
+    seen = listed.filter(listed.is_in(key_set(waiting.get_column("bk_hash")).implode()))
     is_upsert = pl.col("payload").str.json_path_match("$.op") != DELETE
-    gone = is_upsert & ~pl.col("bk_hash").is_in(seen.implode())
+    gone = is_upsert & ~bk_key().is_in(seen.implode())
     return waiting.filter(~gone), waiting.filter(gone).get_column("bk_hash")
 
 

@@ -82,7 +82,7 @@ def retry_pending(
         if source is not None and considered.filter(~is_delete).height:
             columns = source_columns(catalog, entity, source)
             tz = cfg.source.timezone or default_tz
-            present = present_keys(source, cfg, columns, tz).to_frame("bk_hash")
+            present = present_keys(source, cfg, columns, tz).to_frame()
         raw = pl.DataFrame(schema={c: pl.String() for c in cfg.read_columns}).with_row_index(ROW)
         s = SyncSlice(
             entity=entity,

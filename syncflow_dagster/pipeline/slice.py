@@ -49,6 +49,7 @@ class SyncSlice:
     frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     dead: pl.DataFrame = field(default_factory=empty_dead_letters)
     present_keys: pl.DataFrame | None = None
+    """Every key APISmith listed, when the run compared keys (one ``bk_key`` column)."""
     fetched_keys: pl.Series | None = None
     deletes: pl.DataFrame | None = None
     plan: ResolvePlan | None = None

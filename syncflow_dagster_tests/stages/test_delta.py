@@ -1,6 +1,13 @@
 import polars as pl
 
-from syncflow_dagster.stages.delta import OP, classify, compare_with_state, find_deletes, rows_mask
+from syncflow_dagster.stages.delta import (
+    OP,
+    classify,
+    compare_with_state,
+    find_deletes,
+    key_set,
+    rows_mask,
+)
 
 
 def test_classify_insert_update_unchanged() -> None:
@@ -21,11 +28,19 @@ def test_deletes_are_state_keys_no_longer_listed() -> None:
     state = pl.DataFrame(
         {"bk_hash": ["a", "b", "c", "d"], "data_hash": ["1"] * 4, "rowversion": [1, 2, 3, 4]}
     )
-    present = pl.Series(["a", "c"])
+    present = key_set(pl.Series(["a", "c"]))
     fetched = pl.Series(["d"])  # fetched but gone from the listing: left for the next run
     out = find_deletes(present, state, fetched)
     assert out["bk_hash"].to_list() == ["b"]
     assert out[OP].to_list() == ["delete"]
+    assert out.columns == ["bk_hash", "rowversion", OP]
+
+
+def test_key_sets_are_128_bit_integers_of_the_hashes() -> None:
+    hashes = pl.Series(["0123456789abcdef0123456789abcdef", "f" * 32])
+    keys = key_set(hashes)
+    assert keys.dtype == pl.UInt128
+    assert keys.to_list() == [int(h, 16) for h in hashes]
 
 
 def test_no_state_means_all_inserts_and_no_deletes() -> None:
@@ -34,7 +49,9 @@ def test_no_state_means_all_inserts_and_no_deletes() -> None:
         schema={"bk_hash": pl.String, "data_hash": pl.String, "rowversion": pl.Int64}
     )
     assert classify(records, empty)[OP].to_list() == ["insert"]
-    assert find_deletes(pl.Series(["a"]), empty, pl.Series([], dtype=pl.String)).height == 0
+    assert (
+        find_deletes(key_set(pl.Series(["a"])), empty, pl.Series([], dtype=pl.String)).height == 0
+    )
 
 
 def test_compare_settles_same_version_current_mapping_single_copy_and_finds_gone() -> None:

@@ -120,6 +120,20 @@ class SyncStateOps(StoreBase):
             keys = [row[0] for row in conn.execute(stmt)]
         return pl.Series("bk_hash", keys, dtype=pl.String)
 
+    def has_at_most(self, entity: str, n: int) -> bool:
+        """Whether ``entity`` has at most ``n`` state rows (reads no more than n + 1 of them)."""
+        entity_id = self._entity_id(entity)
+        if entity_id is None:
+            return True
+        some = (
+            select(erp_sync_state.c.bk_hash)
+            .where(erp_sync_state.c.entity_id == entity_id)
+            .limit(n + 1)
+            .subquery()
+        )
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(some)).scalar_one()) <= n
+
     def count_state(self, entity: str) -> int:
         """How many records of ``entity`` have state."""
         stmt = select(func.count()).where(erp_sync_state.c.entity_id == self._entity_id(entity))
