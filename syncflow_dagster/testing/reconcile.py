@@ -94,9 +94,91 @@ class Reconciliation:
         return not self.problems
 
 
-def hub_records(hub: ScheduleHubClient, entity: str) -> dict[str, dict[str, Any]]:
-    """Every record the hub stores for an entity, by external id (read over HTTP)."""
-    return {r["external_id"]: r for r in hub.records(entity)}
+@dataclass
+class HubRecords:
+    """What the hub holds of an entity: every id and data hash; whole records of a sample."""
+
+    hashes: pl.DataFrame
+    """``bk_hash`` (the external id) and ``stored_hash``."""
+    sampled: dict[str, dict[str, Any]]
+
+
+def read_hub(hub: ScheduleHubClient, entity: str, share: float) -> HubRecords:
+    """Read every record of ``entity`` over HTTP, keeping about ``share`` of them whole.
+
+    The sample is the records whose id (a hex hash) falls in the lowest
+    ``share`` of its range: uniform, and the same on every run.
+    """
+    keep_all = share >= 1.0
+    below = int(share * 2**32)
+    frames: list[pl.DataFrame] = []
+    ids: list[str] = []
+    hashes: list[str] = []
+    sampled: dict[str, dict[str, Any]] = {}
+
+    def flush() -> None:
+        frames.append(
+            pl.DataFrame(
+                {"bk_hash": ids, "stored_hash": hashes},
+                schema={"bk_hash": pl.String, "stored_hash": pl.String},
+            )
+        )
+        ids.clear()
+        hashes.clear()
+
+    for record in hub.records(entity):
+        external_id = record["external_id"]
+        ids.append(external_id)
+        hashes.append(record["data_hash"])
+        if keep_all or int(external_id[:8], 16) < below:
+            sampled[external_id] = record
+        if len(ids) >= 200_000:
+            flush()
+    flush()
+    return HubRecords(pl.concat(frames), sampled)
+
+
+def compare_with_hub(
+    name: str, want: pl.DataFrame, have: HubRecords, result: Reconciliation
+) -> int:
+    """Check what ``read_hub`` kept against the expectation; problems go to ``result``.
+
+    Every external id and data hash; the data and parents of the sampled
+    records. Returns how many records' data was compared.
+    """
+    held = have.hashes
+    result.counts[name] = (held.height, want.height)
+    repeated = held.height - held.get_column("bk_hash").n_unique()
+    if repeated:
+        result.problems.append(f"{name}: the hub listed {repeated} record(s) twice")
+    joined = want.select("bk_hash", "data_hash").join(held, on="bk_hash", how="full", coalesce=True)
+    missing = joined.filter(pl.col("stored_hash").is_null()).get_column("bk_hash")
+    extra = joined.filter(pl.col("data_hash").is_null()).get_column("bk_hash")
+    wrong = joined.filter(pl.col("stored_hash") != pl.col("data_hash")).height
+    if missing.len():
+        result.problems.append(
+            f"{name}: {missing.len()} expected record(s) missing at the hub, "
+            f"e.g. {missing.head(3).to_list()}"
+        )
+    if extra.len():
+        result.problems.append(
+            f"{name}: {extra.len()} record(s) at the hub that the ERP does not hold, "
+            f"e.g. {extra.head(3).to_list()}"
+        )
+    checked = want.filter(pl.col("bk_hash").is_in(list(have.sampled)))
+    for bk, data_hash, line in checked.select("bk_hash", "data_hash", "_line").iter_rows():
+        stored = have.sampled[bk]
+        if stored["data_hash"] != data_hash:
+            continue  # counted above
+        doc = orjson.loads(line)
+        parents = sorted(map(orjson.dumps, stored["parents"])) != sorted(
+            map(orjson.dumps, doc["parents"])
+        )
+        if stored["data"] != doc["data"] or parents:
+            wrong += 1
+    if wrong:
+        result.problems.append(f"{name}: {wrong} record(s) differ from the ERP's data")
+    return checked.height
 
 
 def reconcile(
@@ -109,45 +191,13 @@ def reconcile(
     """Compare the hub's records (read over HTTP) with the expectation, entity by entity.
 
     Ids and data hashes are compared for every record; the data itself for
-    every record, or for a random ``sample`` of them.
+    every record, or for about ``sample`` of them (a fixed slice of the ids).
     """
     result = Reconciliation()
     for cfg in catalog:
         if entities is not None and cfg.name not in entities:
             continue
         want = expected[cfg.name]
-        have = hub_records(hub, cfg.target.entity)
-        result.counts[cfg.name] = (len(have), want.height)
-        held = pl.DataFrame(
-            {"bk_hash": list(have), "stored_hash": [r["data_hash"] for r in have.values()]},
-            schema={"bk_hash": pl.String, "stored_hash": pl.String},
-        )
-        joined = want.join(held, on="bk_hash", how="full", coalesce=True)
-        missing = joined.filter(pl.col("stored_hash").is_null()).get_column("bk_hash")
-        extra = joined.filter(pl.col("data_hash").is_null()).get_column("bk_hash")
-        differ = joined.filter(pl.col("stored_hash") != pl.col("data_hash")).height
-        if missing.len():
-            result.problems.append(
-                f"{cfg.name}: {missing.len()} expected record(s) missing at the hub, "
-                f"e.g. {missing.head(3).to_list()}"
-            )
-        if extra.len():
-            result.problems.append(
-                f"{cfg.name}: {extra.len()} record(s) at the hub that the ERP does not hold, "
-                f"e.g. {extra.head(3).to_list()}"
-            )
-        checked = want if sample is None or sample >= want.height else want.sample(sample, seed=1)
-        wrong = differ  # data hashes that differ; below, data that differs under an equal hash
-        for bk, data_hash, line in checked.select("bk_hash", "data_hash", "_line").iter_rows():
-            stored = have.get(bk)
-            if stored is None or stored["data_hash"] != data_hash:
-                continue
-            doc = orjson.loads(line)
-            parents = sorted(map(orjson.dumps, stored["parents"])) != sorted(
-                map(orjson.dumps, doc["parents"])
-            )
-            if stored["data"] != doc["data"] or parents:
-                wrong += 1
-        if wrong:
-            result.problems.append(f"{cfg.name}: {wrong} record(s) differ from the ERP's data")
+        share = 1.0 if sample is None else sample / max(1, want.height)
+        compare_with_hub(cfg.name, want, read_hub(hub, cfg.target.entity, share), result)
     return result

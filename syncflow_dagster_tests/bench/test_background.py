@@ -36,6 +36,7 @@ def test_small_background_benchmark_loads_the_table_night_by_night(tmp_path: Pat
         assert n.cpu_seconds[cpu.RUN] > 0 and n.cpu_seconds["postgresql"] > 0
     assert all(r.cpu_seconds[name] > 0 for name in cpu.ORDER)
     assert r.counts["work_orders"][0] == r.counts["work_orders"][1] > 29_000
+    assert r.compared["work_orders"] > 1_000 and r.compared["items"] > 0
 
     out = tmp_path / "background.json"
     doc = write_background_results(r, "syncflow bench --background --rows 30000", out)
