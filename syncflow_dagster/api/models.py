@@ -5,7 +5,7 @@ by its model, and what a client sends is parsed by one.
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -17,6 +17,11 @@ CompareMode = Literal["configured", "rowversion", "data_hash"]
 BatchStatus = Literal["running", "succeeded", "failed", "paused", "skipped"]
 FailedStatus = Literal["open", "retrying", "resolved", "abandoned", "discarded"]
 PendingStatus = Literal["waiting", "released", "expired", "dead_lettered", "dropped"]
+
+BIGINT_MAX = 2**63 - 1
+"""The largest integer the state database holds (a 64-bit signed integer)."""
+Id = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
+"""A row id or filter value sent to the state database: larger ones are refused with 422."""
 
 
 class Body(BaseModel):
@@ -116,7 +121,10 @@ class SyncStartRequest(Body):
     )
     mode: RunMode = "configured"
     max_rows: int | None = Field(
-        default=None, ge=1, description="row limit of this run (default: the entity's)"
+        default=None,
+        ge=1,
+        le=BIGINT_MAX,
+        description="row limit of this run (default: the entity's)",
     )
     compare: CompareMode = "configured"
     partition: str | None = Field(
@@ -129,12 +137,12 @@ class SyncStartRequest(Body):
 class RetryFailedRequest(Body):
     """Which dead letters to retry: ids and/or filters (at least one)."""
 
-    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    ids: list[Id] = Field(default_factory=list, max_length=10_000)
     entity: str | None = Field(default=None, max_length=100)
     stage: str | None = Field(default=None, max_length=32)
     code: str | None = Field(default=None, max_length=100)
     kind: ErrorKindName | None = None
-    batch_id: int | None = None
+    batch_id: Id | None = None
     reason: str = Field(default="", max_length=2000)
 
 
@@ -225,7 +233,7 @@ class HistoryQuery(Query):
     status: BatchStatus | None = None
     mode: Literal["full", "incremental", "retry"] | None = None
     limit: int = Field(default=50, ge=1, le=500)
-    before_id: int | None = Field(default=None, ge=1)
+    before_id: int | None = Field(default=None, ge=1, le=BIGINT_MAX)
 
 
 class HistoryItem(Batch):
@@ -359,14 +367,14 @@ class FailedQuery(Query):
     code: str | None = Field(default=None, max_length=100)
     kind: ErrorKindName | None = None
     status: FailedStatus | Literal["any"] = "open"
-    batch_id: int | None = None
+    batch_id: Id | None = None
     since: str | None = Field(
         default=None,
         max_length=40,
         description="an age (30m, 12h, 7d, 2w) or an ISO date or timestamp (UTC without a zone)",
     )
     limit: int = Field(default=50, ge=1, le=1000)
-    after_id: int = Field(default=0, ge=0)
+    after_id: int = Field(default=0, ge=0, le=BIGINT_MAX)
 
 
 class FailedRecord(Out):
@@ -413,10 +421,10 @@ class PendingQuery(Query):
 
     entity: str | None = Field(default=None, max_length=100)
     status: PendingStatus | Literal["any"] = "waiting"
-    batch_id: int | None = None
+    batch_id: Id | None = None
     since: str | None = Field(default=None, max_length=40, description="as for failed records")
     limit: int = Field(default=50, ge=1, le=1000)
-    after_id: int = Field(default=0, ge=0)
+    after_id: int = Field(default=0, ge=0, le=BIGINT_MAX)
 
 
 class PendingChild(Out):
@@ -460,9 +468,11 @@ class ScheduleFields(Body):
     window_start: str | None = Field(default=None, max_length=8, description="HH:MM in the zone")
     window_end: str | None = Field(default=None, max_length=8, description="HH:MM in the zone")
     timezone: str | None = Field(default=None, max_length=64, description="IANA zone")
-    rows_per_night: int | None = Field(default=None, ge=1, description="the nightly budget")
+    rows_per_night: int | None = Field(
+        default=None, ge=1, le=BIGINT_MAX, description="the nightly budget"
+    )
     target_nights: int | None = Field(
-        default=None, ge=1, description="spread the rows over this many nights instead"
+        default=None, ge=1, le=10_000, description="spread the rows over this many nights instead"
     )
     mode: Literal["incremental", "full"] | None = None
 

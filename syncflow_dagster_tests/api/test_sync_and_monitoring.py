@@ -213,3 +213,9 @@ def test_failed_records_and_pending_children_lists(api: Api) -> None:
     waiting = api.get("/api/v1/pending-children", params={"entity": "work_orders"}).json()
     assert [c["bk_hash"] for c in waiting["items"]] == ["a" * 32]
     assert api.get("/api/v1/pending-children", params={"status": "dropped"}).json()["items"] == []
+    # Ids beyond what the database holds are refused, not an OverflowError (found by schemathesis).
+    for path in ("/api/v1/failed-records", "/api/v1/pending-children"):
+        for name in ("batch_id", "after_id"):
+            too_big = api.get(path, params={name: 2**63})
+            assert too_big.status_code == 422, (path, name, too_big.text)
+        assert api.get(path, params={"batch_id": 2**63 - 1}).json()["items"] == []
