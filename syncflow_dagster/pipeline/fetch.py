@@ -47,6 +47,10 @@ LISTING_SLICE = 500_000
 # A full run reads the whole state of its entity (one sequential scan) unless
 # the state has more than this many times the rows the run may fetch: then it
 # looks up the fetched keys only (a chunk of a multi-night pass over a big table).
+# Chosen for memory: a chunk then holds at most its own keys' state. Time is
+# about even: in the 7M background benchmark (chunks of 200k, state 1M-6M) the
+# chunks' median times were within 7 % of those with whole-state loads
+# (docs/BENCHMARKS.md, the runs of 2026-12-04 22:07 and 22:45 UTC).
 WHOLE_STATE_FACTOR = 4
 
 
