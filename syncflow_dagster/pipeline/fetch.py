@@ -49,7 +49,7 @@ LISTING_SLICE = 500_000
 # looks up the fetched keys only (a chunk of a multi-night pass over a big table).
 # Chosen for memory: a chunk then holds at most its own keys' state. Time is
 # about even: in the 7M background benchmark (chunks of 200k, state 1M-6M) the
-# chunks' median times were within 7 % of those with whole-state loads
+# chunks' median times were within 8 % of those with whole-state loads
 # (docs/BENCHMARKS.md, the runs of 2026-12-04 22:07 and 22:45 UTC).
 WHOLE_STATE_FACTOR = 4
 
