@@ -217,6 +217,37 @@ def print_table(rows: Sequence[Mapping[str, object]], columns: Sequence[tuple[st
         )
 
 
+def print_listing(
+    args: argparse.Namespace,
+    rows: pl.DataFrame,
+    nothing: str,
+    columns: Sequence[tuple[str, int]],
+) -> int:
+    """Print a page of dead letters or waiting children: JSON, or a table and how to page on."""
+    if args.json:
+        print_json([with_history(r) for r in rows.iter_rows(named=True)])
+        return 0
+    if rows.height == 0:
+        print(nothing)
+        return 0
+    table = [
+        {
+            **r,
+            "kind": r.get("error_kind"),
+            "batch": r["batch_id"],
+            "tries": r["attempts"],
+            "created": when(r["created_at"]),
+            "next_retry": when(r["next_retry_at"]),
+        }
+        for r in rows.iter_rows(named=True)
+    ]
+    print_table(table, columns)
+    if rows.height == args.limit:
+        last = int(rows.get_column("id").max())  # type: ignore[arg-type]
+        print(f"(first {args.limit}; more with --after-id {last})")
+    return 0
+
+
 def pretty(text: str | None) -> str:
     """JSON text indented for reading (other text as it is)."""
     if text is None:
@@ -313,25 +344,10 @@ def _list(args: argparse.Namespace, settings: Settings, store: StateStore) -> in
         after_id=args.after_id,
         **filters_of(args, FAILED_FILTERS),
     )
-    if args.json:
-        print_json([with_history(r) for r in rows.iter_rows(named=True)])
-        return 0
-    if rows.height == 0:
-        print("no dead letters match")
-        return 0
-    table = [
-        {
-            **r,
-            "kind": r["error_kind"],
-            "batch": r["batch_id"],
-            "tries": r["attempts"],
-            "created": when(r["created_at"]),
-            "next_retry": when(r["next_retry_at"]),
-        }
-        for r in rows.iter_rows(named=True)
-    ]
-    print_table(
-        table,
+    return print_listing(
+        args,
+        rows,
+        "no dead letters match",
         [
             ("id", 8),
             ("entity", 22),
@@ -346,10 +362,6 @@ def _list(args: argparse.Namespace, settings: Settings, store: StateStore) -> in
             ("detail", 70),
         ],
     )
-    if rows.height == args.limit:
-        last = int(rows.get_column("id").max())  # type: ignore[arg-type]
-        print(f"(first {args.limit}; more with --after-id {last})")
-    return 0
 
 
 def _show(args: argparse.Namespace, settings: Settings, store: StateStore) -> int:

@@ -21,12 +21,9 @@ from syncflow_dagster.commands.failed import (
     add_selection,
     add_status,
     filters_of,
-    print_json,
-    print_table,
+    print_listing,
     report_changes,
     select_rows,
-    when,
-    with_history,
 )
 from syncflow_dagster.edges.state import StateStore
 from syncflow_dagster.edges.state.tables import PENDING_STATUSES
@@ -73,24 +70,10 @@ def _list(args: argparse.Namespace, settings: Settings, store: StateStore) -> in
         after_id=args.after_id,
         **filters_of(args, PENDING_FILTERS),
     )
-    if args.json:
-        print_json([with_history(r) for r in rows.iter_rows(named=True)])
-        return 0
-    if rows.height == 0:
-        print("no children match")
-        return 0
-    table = [
-        {
-            **r,
-            "batch": r["batch_id"],
-            "tries": r["attempts"],
-            "created": when(r["created_at"]),
-            "next_retry": when(r["next_retry_at"]),
-        }
-        for r in rows.iter_rows(named=True)
-    ]
-    print_table(
-        table,
+    return print_listing(
+        args,
+        rows,
+        "no children match",
         [
             ("id", 8),
             ("entity", 22),
@@ -103,10 +86,6 @@ def _list(args: argparse.Namespace, settings: Settings, store: StateStore) -> in
             ("waiting_for", 90),
         ],
     )
-    if rows.height == args.limit:
-        last = int(rows.get_column("id").max())  # type: ignore[arg-type]
-        print(f"(first {args.limit}; more with --after-id {last})")
-    return 0
 
 
 def _retry(args: argparse.Namespace, settings: Settings, store: StateStore) -> int:

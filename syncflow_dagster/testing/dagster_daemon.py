@@ -90,9 +90,13 @@ class LocalDeployment:
         return "\n".join(text.splitlines()[-lines:])
 
 
-@contextmanager
-def local_deployment(tmp: Path, env: Mapping[str, str]) -> Iterator[LocalDeployment]:
-    """A fresh Dagster home over SyncFlow's code location, with ``dagster-daemon run``."""
+def fresh_home(tmp: Path) -> tuple[Path, Path, dg.DagsterInstance]:
+    """A new Dagster home (the project's ``dagster.yaml``) and a workspace of SyncFlow's code.
+
+    The instance's storage is created here, before any daemon or webserver
+    starts: two processes creating the same SQLite schemas at once can fail one
+    of them. Returns the home, the workspace file and the instance.
+    """
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
@@ -103,15 +107,20 @@ def local_deployment(tmp: Path, env: Mapping[str, str]) -> Iterator[LocalDeploym
         "      module_name: syncflow_dagster.definitions\n"
         f"      working_directory: {PROJECT_DIR}\n"
     )
-    full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
-    # Create the instance's storage here, before the daemon starts: two processes
-    # creating the same SQLite schemas at once can fail one of them.
     instance = dg.DagsterInstance.from_config(str(home))
     instance.get_runs(limit=1)
     instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(dg.DagsterEventType.RUN_SUCCESS), limit=1
     )
     instance.all_instigator_state()
+    return home, workspace, instance
+
+
+@contextmanager
+def local_deployment(tmp: Path, env: Mapping[str, str]) -> Iterator[LocalDeployment]:
+    """A fresh Dagster home over SyncFlow's code location, with ``dagster-daemon run``."""
+    home, workspace, instance = fresh_home(tmp)
+    full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
     log = tmp / "daemon.log"
     with log.open("wb") as out:
         daemon = subprocess.Popen(

@@ -8,7 +8,6 @@ terminations, reloads, the daemon's heartbeats) then works as in production.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import dagster as dg
 import httpx
 
 from syncflow_dagster.emulators.common.serving import free_port
-from syncflow_dagster.paths import PROJECT_DIR
+from syncflow_dagster.testing.dagster_daemon import fresh_home
 
 _LOADED = """
 { repositoriesOrError { __typename ... on RepositoryConnection { nodes { jobs { name } } } } }
@@ -70,27 +69,10 @@ def _serving(url: str) -> bool:
 @contextmanager
 def dagster_dev(tmp: Path, env: Mapping[str, str], timeout: float = 240) -> Iterator[DevDeployment]:
     """``dagster dev`` (webserver + daemon) over a fresh instance and SyncFlow's code location."""
-    home = tmp / "dagster_home"
-    home.mkdir(parents=True)
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
-    workspace = tmp / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n"
-        "  - python_module:\n"
-        "      module_name: syncflow_dagster.definitions\n"
-        f"      working_directory: {PROJECT_DIR}\n"
-    )
+    home, workspace, instance = fresh_home(tmp)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
-    # Create the instance's storage before the webserver and the daemon start: two
-    # processes creating the same SQLite schemas at once can fail one of them.
-    instance = dg.DagsterInstance.from_config(str(home))
-    instance.get_runs(limit=1)
-    instance.event_log_storage.get_event_records(
-        dg.EventRecordsFilter(dg.DagsterEventType.RUN_SUCCESS), limit=1
-    )
-    instance.all_instigator_state()
     log = tmp / "dagster-dev.log"
     command = [
         str(Path(sys.executable).with_name("dagster")),

@@ -155,6 +155,43 @@ class ActionOps(StoreBase):
         return sorted(changed)
 
 
+def row_filters(
+    table: Table,
+    allowed: Sequence[str],
+    *,
+    ids: Iterable[int] | None = None,
+    entity: str | None = None,
+    status: str | Sequence[str] | None = None,
+    batch_id: int | None = None,
+    since: datetime | None = None,
+    after_id: int = 0,
+) -> list[ColumnElement[bool]]:
+    """WHERE terms shared by the dead-letter and waiting-children tables.
+
+    ``allowed``: the table's statuses; ``status`` outside them raises ValueError.
+    The other arguments are as :func:`failed_filters` and :func:`pending_filters` say.
+    """
+    c = table.c
+    terms: list[ColumnElement[bool]] = []
+    if ids is not None:
+        terms.append(c.id.in_(sorted({int(i) for i in ids})))
+    if entity is not None:
+        terms.append(c.entity == entity)
+    if status is not None:
+        statuses = (status,) if isinstance(status, str) else tuple(status)
+        bad = [s for s in statuses if s not in allowed]
+        if bad:
+            raise ValueError(f"status must be one of {tuple(allowed)}, got {bad[0]!r}")
+        terms.append(c.status.in_(statuses))
+    if batch_id is not None:
+        terms.append(c.batch_id == batch_id)
+    if since is not None:
+        terms.append(c.created_at >= since)
+    if after_id:
+        terms.append(c.id > after_id)
+    return terms
+
+
 def failed_filters(
     *,
     ids: Iterable[int] | None = None,
@@ -181,28 +218,23 @@ def failed_filters(
         after_id: ``id > after_id`` (paging).
     """
     c = failed_records.c
-    terms: list[ColumnElement[bool]] = []
-    if ids is not None:
-        terms.append(c.id.in_(sorted({int(i) for i in ids})))
-    for column, value in ((c.entity, entity), (c.stage, stage), (c.code, code)):
+    terms = row_filters(
+        failed_records,
+        FAILED_STATUSES,
+        ids=ids,
+        entity=entity,
+        status=status,
+        batch_id=batch_id,
+        since=since,
+        after_id=after_id,
+    )
+    for column, value in ((c.stage, stage), (c.code, code)):
         if value is not None:
             terms.append(column == value)
     if kind is not None:
         if kind not in ERROR_KINDS:
             raise ValueError(f"kind must be one of {ERROR_KINDS}, got {kind!r}")
         terms.append(c.error_kind == kind)
-    if status is not None:
-        statuses = (status,) if isinstance(status, str) else tuple(status)
-        bad = [s for s in statuses if s not in FAILED_STATUSES]
-        if bad:
-            raise ValueError(f"status must be one of {FAILED_STATUSES}, got {bad[0]!r}")
-        terms.append(c.status.in_(statuses))
-    if batch_id is not None:
-        terms.append(c.batch_id == batch_id)
-    if since is not None:
-        terms.append(c.created_at >= since)
-    if after_id:
-        terms.append(c.id > after_id)
     return terms
 
 

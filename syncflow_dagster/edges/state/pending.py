@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, func, select, text, update
 
 from syncflow_dagster.edges.state import pgcopy
 from syncflow_dagster.edges.state.base import as_keys, chunks, rows_frame, utcnow
-from syncflow_dagster.edges.state.failed import ActionOps
+from syncflow_dagster.edges.state.failed import ActionOps, row_filters
 from syncflow_dagster.edges.state.records import UTC_TIME, record_frame
 from syncflow_dagster.edges.state.tables import PENDING_STATUSES, pending_children
 
@@ -75,25 +75,16 @@ def pending_filters(
         since: queued at or after this instant (aware; ``created_at``).
         after_id: ``id > after_id`` (paging).
     """
-    c = pending_children.c
-    terms: list[ColumnElement[bool]] = []
-    if ids is not None:
-        terms.append(c.id.in_(sorted({int(i) for i in ids})))
-    if entity is not None:
-        terms.append(c.entity == entity)
-    if status is not None:
-        statuses = (status,) if isinstance(status, str) else tuple(status)
-        bad = [s for s in statuses if s not in PENDING_STATUSES]
-        if bad:
-            raise ValueError(f"status must be one of {PENDING_STATUSES}, got {bad[0]!r}")
-        terms.append(c.status.in_(statuses))
-    if batch_id is not None:
-        terms.append(c.batch_id == batch_id)
-    if since is not None:
-        terms.append(c.created_at >= since)
-    if after_id:
-        terms.append(c.id > after_id)
-    return terms
+    return row_filters(
+        pending_children,
+        PENDING_STATUSES,
+        ids=ids,
+        entity=entity,
+        status=status,
+        batch_id=batch_id,
+        since=since,
+        after_id=after_id,
+    )
 
 
 class PendingOps(ActionOps):
